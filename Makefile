@@ -1,0 +1,41 @@
+# Everything bootstraps from python3 + make: the first target that needs it builds .venv.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: all run test lint bench bench-quick data clean
+
+all: test
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+data/events.jsonl: data/generate.py
+	$(BIN)/python data/generate.py
+
+data: $(STAMP) data/events.jsonl
+
+## make run: the demo - an embedded store under data/store, sample events in, read back, described.
+run: $(STAMP) data/events.jsonl
+	$(BIN)/logstore --dir data/store demo --input data/events.jsonl
+
+## make test: the whole suite.
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+lint: $(STAMP)
+	$(BIN)/ruff check logstore cli tests bench data
+	$(BIN)/ruff format --check logstore cli tests bench data
+
+bench: $(STAMP) data/events.jsonl
+	$(BIN)/python bench/storage_bench.py
+
+bench-quick: $(STAMP) data/events.jsonl
+	$(BIN)/python bench/storage_bench.py --quick
+
+clean:
+	rm -rf $(VENV) data/store build *.egg-info

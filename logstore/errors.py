@@ -1,0 +1,190 @@
+"""The logstore error tree.
+
+Every error the library raises on purpose derives from :class:`LogStoreError`. Each one says what
+happened, where (topic, partition, file, byte position) and what to do about it: ``str(err)`` is the
+message followed by the hint, ready to print as one line. ``exit_code`` is what the CLI exits with.
+
+Programming mistakes (a wrong argument type, a negative count) raise the built-in ``TypeError`` /
+``ValueError`` instead, as the standard library does.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class LogStoreError(Exception):
+    """Base of every logstore error.
+
+    Attributes:
+        message: what happened and where.
+        hint: what to do about it (may be empty).
+        retriable: True when the same call may succeed later unchanged.
+        exit_code: the CLI's exit status for this error (1 error, 2 usage, 3 not found, 4 conflict).
+    """
+
+    retriable = False
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        self.message = message
+        self.hint = hint
+        super().__init__(f"{message} {hint}".strip() if hint else message)
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """Return `` Did you mean 'x'?`` for the closest of ``choices``, or an empty string."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"Did you mean '{close[0]}'?" if close else ""
+
+
+# --- naming and configuration -------------------------------------------------------------------
+
+
+class InvalidTopicError(LogStoreError):
+    """A topic name Kafka would refuse: 1-249 characters of [a-zA-Z0-9._-], not '.' or '..'."""
+
+    exit_code = 2
+
+
+class InvalidConfigError(LogStoreError):
+    """An unknown config key, or a value of the wrong type or out of range."""
+
+    exit_code = 2
+
+
+# --- things that are not there, or are there already ----------------------------------------------
+
+
+class UnknownTopicError(LogStoreError):
+    """The topic does not exist in this store."""
+
+    exit_code = 3
+
+    def __init__(self, topic: str, known: Iterable[str] = (), store: str = "") -> None:
+        self.topic = topic
+        where = f" in store {store}" if store else ""
+        hint = did_you_mean(topic, known) or "Create it first, or list topics to see what exists."
+        super().__init__(f"topic '{topic}' not found{where}.", hint)
+
+
+class UnknownPartitionError(LogStoreError):
+    """The topic exists but has no such partition."""
+
+    exit_code = 3
+
+    def __init__(self, topic: str, partition: int, partitions: int) -> None:
+        self.topic, self.partition, self.partitions = topic, partition, partitions
+        super().__init__(
+            f"topic '{topic}' has no partition {partition}.",
+            f"Valid partitions are 0..{partitions - 1}.",
+        )
+
+
+class TopicExistsError(LogStoreError):
+    """create_topic was asked for a name that is taken."""
+
+    exit_code = 4
+
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+        super().__init__(
+            f"topic '{topic}' already exists.",
+            "Pass exist_ok=True (CLI: --if-not-exists) to accept an existing topic.",
+        )
+
+
+# --- offsets and sizes --------------------------------------------------------------------------
+
+
+class OffsetOutOfRangeError(LogStoreError):
+    """An offset outside [log_start_offset, next_offset] of a partition.
+
+    Attributes ``offset``, ``log_start_offset`` and ``next_offset`` carry the valid range.
+    """
+
+    def __init__(
+        self, topic: str, partition: int, offset: int, log_start_offset: int, next_offset: int
+    ) -> None:
+        self.topic, self.partition = topic, partition
+        self.offset, self.log_start_offset, self.next_offset = offset, log_start_offset, next_offset
+        super().__init__(
+            f"offset {offset} is out of range for {topic}-{partition}: "
+            f"valid offsets are {log_start_offset}..{next_offset} (next_offset is the log end).",
+            "Seek to an offset in that range, or to the beginning or end.",
+        )
+
+
+class RecordTooLargeError(LogStoreError):
+    """A batch larger than the topic's max.message.bytes."""
+
+    def __init__(self, topic: str, partition: int, size: int, limit: int) -> None:
+        self.size, self.limit = size, limit
+        super().__init__(
+            f"a {size}-byte batch for {topic}-{partition} exceeds max.message.bytes={limit}.",
+            "Send fewer or smaller records per batch, or raise the topic's max.message.bytes.",
+        )
+
+
+# --- damage -------------------------------------------------------------------------------------
+
+
+class CorruptDataError(LogStoreError):
+    """Base of the corruption errors; ``path`` and ``position`` (bytes) say where."""
+
+    def __init__(self, what: str, path: str | None = None, position: int | None = None, hint: str = "") -> None:
+        self.path, self.position, self.detail = path, position, what
+        where = ""
+        if path is not None:
+            where = f" in {path}"
+            if position is not None:
+                where += f" at byte {position}"
+        super().__init__(
+            f"{what}{where}.",
+            hint or "Run 'logstore verify' to list every problem; the data before this point is intact.",
+        )
+
+
+class CorruptRecordError(CorruptDataError):
+    """A record batch fails its size, magic or CRC-32C check, or its records do not parse."""
+
+
+class CorruptIndexError(CorruptDataError):
+    """An .index or .timeindex file is inconsistent; the log rebuilds it from the .log on recovery."""
+
+
+class CorruptLogError(CorruptDataError):
+    """Damage inside data that was already fsynced (not a torn tail), or inconsistent segment files."""
+
+
+# --- codecs, state, concurrency -------------------------------------------------------------------
+
+
+class UnsupportedCodecError(LogStoreError):
+    """A compression codec whose Python package is not installed, or an unknown codec id."""
+
+
+class StoreFormatError(LogStoreError):
+    """The store directory was written by a newer logstore, or is not a logstore store."""
+
+
+class StoreLockedError(LogStoreError):
+    """A lock could not be taken in time: another process holds it."""
+
+    retriable = True
+
+
+class LogClosedError(LogStoreError):
+    """An operation on a store or partition log that was closed."""
+
+
+class StorageError(LogStoreError):
+    """An operating-system I/O error (disk full, permission, ...) with the file it happened on."""
+
+    def __init__(self, action: str, path: str, error: OSError) -> None:
+        self.path, self.errno = path, error.errno
+        super().__init__(
+            f"could not {action} {path}: {error.strerror or error}.",
+            "Nothing acknowledged was lost; fix the cause (space, permissions) and retry.",
+        )

@@ -1,0 +1,27 @@
+"""Kafka's magic-2 record format: varints, batches and codecs. Pure functions over bytes; no files."""
+
+from .batch import (
+    CREATE_TIME,
+    LOG_APPEND_TIME,
+    RECORD_BATCH_OVERHEAD,
+    BatchHeader,
+    RecordColumns,
+    build_batch,
+    check_batch,
+    decode_batch,
+    iter_batches,
+    read_header,
+)
+
+__all__ = [
+    "CREATE_TIME",
+    "LOG_APPEND_TIME",
+    "RECORD_BATCH_OVERHEAD",
+    "BatchHeader",
+    "RecordColumns",
+    "build_batch",
+    "check_batch",
+    "decode_batch",
+    "iter_batches",
+    "read_header",
+]

@@ -1,0 +1,588 @@
+"""Magic-2 record batches, byte-compatible with Kafka's DefaultRecordBatch.
+
+A batch is a 61-byte header followed by its records (compressed as one stream when a codec is set)::
+
+    off  field                 type    notes
+      0  baseOffset            int64   offset of the record with offsetDelta 0 (the log assigns it)
+      8  batchLength           int32   bytes after this field; the batch is batchLength + 12 bytes
+     12  partitionLeaderEpoch  int32   -1 = none; not covered by the CRC
+     16  magic                 int8    2
+     17  crc                   uint32  CRC-32C of bytes [21, end), over the compressed bytes
+     21  attributes            int16   bits 0-2 codec, 3 LogAppendTime, 4 transactional, 5 control
+     23  lastOffsetDelta       int32   last record's offsetDelta
+     27  baseTimestamp         int64   first record's timestamp (ms)
+     35  maxTimestamp          int64   largest record timestamp, or the append time (LogAppendTime)
+     43  producerId            int64   -1 = none
+     51  producerEpoch         int16   -1 = none
+     53  baseSequence          int32   -1 = none
+     57  recordsCount          int32   never compressed
+     61  records
+
+Each record is ``length varint | attributes int8 (0) | timestampDelta varlong | offsetDelta varint |
+keyLength varint | key | valueLength varint | value | headersCount varint | headers``, where a length
+of -1 means null and each header is ``keyLength varint | utf-8 key | valueLength varint | value``.
+All integers in the header are big-endian.
+
+Encoding and decoding work a column at a time: a batch's records are built by one ``bytes.join``
+over pieces looked up in tables, and parsed by numpy over the record positions, so the per-record
+Python work is a few C-level list operations.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator, Sequence
+from typing import NamedTuple
+
+import crc32c as _crc32c
+import numpy as np
+
+from ..errors import CorruptRecordError
+from . import compression
+from .varint import (
+    MAX_VARINT_BYTES,
+    MAX_VARLONG_BYTES,
+    TABLE,
+    TABLE_AFTER_ZERO,
+    TABLE_SIZE,
+    decode_at,
+    decode_varint,
+    encode_varint,
+    varint_pieces,
+    varint_sizes,
+)
+
+crc32c = _crc32c.crc32c
+
+HEADER = struct.Struct(
+    ">"
+    "q"  # baseOffset
+    "i"  # batchLength
+    "i"  # partitionLeaderEpoch
+    "b"  # magic
+    "I"  # crc
+    "h"  # attributes
+    "i"  # lastOffsetDelta
+    "q"  # baseTimestamp
+    "q"  # maxTimestamp
+    "q"  # producerId
+    "h"  # producerEpoch
+    "i"  # baseSequence
+    "i"  # recordsCount
+)
+RECORD_BATCH_OVERHEAD = HEADER.size  # 61
+LOG_OVERHEAD = 12  # baseOffset + batchLength: the bytes batchLength does not count
+MIN_BATCH_LENGTH = RECORD_BATCH_OVERHEAD - LOG_OVERHEAD  # 49
+MAGIC_OFFSET = 16
+CRC_OFFSET = 17
+ATTRIBUTES_OFFSET = 21
+MAGIC = 2
+
+TIMESTAMP_TYPE_MASK = 0x08
+TRANSACTIONAL_MASK = 0x10
+CONTROL_MASK = 0x20
+DELETE_HORIZON_MASK = 0x40
+
+CREATE_TIME = "create"
+LOG_APPEND_TIME = "log_append"
+
+_OFFSET_AND_LENGTH = struct.Struct(">qi")
+_BASE_OFFSET = struct.Struct(">q")
+_MIN_RECORD_BODY = 6  # attributes, tsDelta, offsetDelta, keyLength, valueLength, headersCount
+
+
+class BatchHeader(NamedTuple):
+    """The 61-byte header of one batch, field by field (see the module docstring)."""
+
+    base_offset: int
+    batch_length: int
+    partition_leader_epoch: int
+    magic: int
+    crc: int
+    attributes: int
+    last_offset_delta: int
+    base_timestamp: int
+    max_timestamp: int
+    producer_id: int
+    producer_epoch: int
+    base_sequence: int
+    records_count: int
+
+    @property
+    def size(self) -> int:
+        """Bytes the whole batch takes on disk."""
+        return self.batch_length + LOG_OVERHEAD
+
+    @property
+    def last_offset(self) -> int:
+        return self.base_offset + self.last_offset_delta
+
+    @property
+    def next_offset(self) -> int:
+        """The offset after this batch (compaction can leave fewer records than this suggests)."""
+        return self.base_offset + self.last_offset_delta + 1
+
+    @property
+    def compression(self) -> int:
+        return self.attributes & compression.CODEC_MASK
+
+    @property
+    def timestamp_type(self) -> str:
+        return LOG_APPEND_TIME if self.attributes & TIMESTAMP_TYPE_MASK else CREATE_TIME
+
+    @property
+    def is_transactional(self) -> bool:
+        return bool(self.attributes & TRANSACTIONAL_MASK)
+
+    @property
+    def is_control(self) -> bool:
+        return bool(self.attributes & CONTROL_MASK)
+
+
+class RecordColumns:
+    """Decoded records of one or more batches, a column each (all lists of equal length).
+
+    ``offsets`` and ``timestamps`` hold ints (ms); ``keys`` and ``values`` bytes or None;
+    ``headers`` a tuple of ``(str, bytes | None)`` pairs per record; ``timestamp_types`` the
+    per-record timestamp type ("create" or "log_append").
+    """
+
+    __slots__ = ("headers", "keys", "offsets", "timestamp_types", "timestamps", "values")
+
+    def __init__(self) -> None:
+        self.offsets: list[int] = []
+        self.timestamps: list[int] = []
+        self.keys: list[bytes | None] = []
+        self.values: list[bytes | None] = []
+        self.headers: list[tuple[tuple[str, bytes | None], ...]] = []
+        self.timestamp_types: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def extend(self, other: RecordColumns, start: int = 0) -> None:
+        """Append ``other``'s records from index ``start`` on."""
+        self.offsets += other.offsets[start:] if start else other.offsets
+        self.timestamps += other.timestamps[start:] if start else other.timestamps
+        self.keys += other.keys[start:] if start else other.keys
+        self.values += other.values[start:] if start else other.values
+        self.headers += other.headers[start:] if start else other.headers
+        self.timestamp_types += other.timestamp_types[start:] if start else other.timestamp_types
+
+    def __repr__(self) -> str:
+        first = self.offsets[0] if self.offsets else None
+        return f"RecordColumns({len(self)} records from offset {first})"
+
+
+# --- building -------------------------------------------------------------------------------------
+
+
+def _lengths(items: Sequence[bytes | None], what: str) -> tuple[np.ndarray, Sequence[bytes]]:
+    """Lengths (-1 for None) of a column of bytes, and the column with None replaced by b""."""
+    n = len(items)
+    try:
+        return np.fromiter(map(len, items), np.int64, n), items
+    except TypeError:
+        pass
+    lens = np.empty(n, np.int64)
+    out: list[bytes] = []
+    for i, item in enumerate(items):
+        if item is None:
+            lens[i] = -1
+            out.append(b"")
+        elif isinstance(item, (bytes, bytearray, memoryview)):
+            lens[i] = len(item)
+            out.append(item)
+        else:
+            raise TypeError(f"record {what} {i} is {type(item).__name__}; expected bytes or None")
+    return lens, out
+
+
+def _encode_headers(headers: Sequence[tuple[str, bytes | None]] | None) -> bytes:
+    if not headers:
+        return b"\x00"
+    parts = [encode_varint(len(headers))]
+    for key, value in headers:
+        kb = key.encode("utf-8") if isinstance(key, str) else bytes(key)
+        parts.append(encode_varint(len(kb)))
+        parts.append(kb)
+        if value is None:
+            parts.append(b"\x01")
+        else:
+            if isinstance(value, str):
+                value = value.encode("utf-8")
+            parts.append(encode_varint(len(value)))
+            parts.append(value)
+    return b"".join(parts)
+
+
+def encode_records(
+    values: Sequence[bytes | None],
+    keys: Sequence[bytes | None] | None = None,
+    timestamp_deltas: np.ndarray | None = None,
+    headers: Sequence[Sequence[tuple[str, bytes | None]] | None] | None = None,
+) -> bytes:
+    """Encode the records section of a batch (uncompressed): record i gets offsetDelta i.
+
+    ``timestamp_deltas`` is an int64 array (ms after the batch's base timestamp), None for all 0.
+    Raises TypeError when a key or value is not bytes-like or None.
+    """
+    n = len(values)
+    if n == 0:
+        return b""
+    vlen, values = _lengths(values, "value")
+    cols: list[Sequence[bytes]] = []
+    body = vlen.clip(min=0) + varint_sizes(vlen) + 1  # value, its length, attributes
+    # timestamp delta (with the attributes byte in front of it)
+    if timestamp_deltas is None:
+        ts_col: Sequence[bytes] = [b"\x00\x00"] * n
+        body += 1
+    else:
+        ts_col = varint_pieces(timestamp_deltas, TABLE_AFTER_ZERO)
+        body += varint_sizes(timestamp_deltas)
+    # offset delta: record i has delta i, whose zigzag 2i indexes the table
+    if 2 * n <= TABLE_SIZE:
+        od_col: Sequence[bytes] = TABLE[0 : 2 * n : 2]
+    else:
+        od_col = varint_pieces(np.arange(n, dtype=np.int64))
+    body += varint_sizes(np.arange(n, dtype=np.int64))
+    # key
+    if keys is None:
+        klen_col: Sequence[bytes] = [b"\x01"] * n
+        key_col: Sequence[bytes] | None = None
+        body += 1
+    else:
+        if len(keys) != n:
+            raise ValueError(f"{len(keys)} keys for {n} values; pass one key (or None) per value")
+        klen, key_col = _lengths(keys, "key")
+        klen_col = varint_pieces(klen)
+        body += klen.clip(min=0) + varint_sizes(klen)
+    vlen_col = varint_pieces(vlen)
+    # headers: without any, the final 0 (no headers) of record i rides in front of record i+1's length
+    if headers is None or not any(headers):
+        body += 1
+        len_col = varint_pieces(body, TABLE_AFTER_ZERO)
+        len_col[0] = len_col[0][1:]
+        hdr_col = None
+    else:
+        if len(headers) != n:
+            raise ValueError(f"{len(headers)} header lists for {n} values; pass one (or None) per value")
+        hdr_col = [_encode_headers(h) for h in headers]
+        body += np.fromiter(map(len, hdr_col), np.int64, n)
+        len_col = varint_pieces(body)
+    cols.append(len_col)
+    cols.append(ts_col)
+    cols.append(od_col)
+    cols.append(klen_col)
+    if key_col is not None:
+        cols.append(key_col)
+    cols.append(vlen_col)
+    cols.append(values)
+    if hdr_col is not None:
+        cols.append(hdr_col)
+    k = len(cols)
+    parts: list[bytes | None] = [None] * (k * n)
+    for j, col in enumerate(cols):
+        parts[j::k] = col
+    if hdr_col is None:
+        parts.append(b"\x00")
+    try:
+        return b"".join(parts)  # type: ignore[arg-type]
+    except TypeError as e:
+        raise TypeError(f"record keys and values must be bytes or None: {e}") from None
+
+
+def _timestamps(n: int, timestamps: int | Sequence[int] | np.ndarray | None, now_ms: int | None) -> np.ndarray:
+    if timestamps is None or isinstance(timestamps, (int, np.integer)):
+        ts = now_ms if timestamps is None else int(timestamps)
+        if ts is None:
+            import time
+
+            ts = time.time_ns() // 1_000_000
+        return np.full(n, ts, dtype=np.int64)
+    arr = np.asarray(timestamps, dtype=np.int64)
+    if arr.shape != (n,):
+        raise ValueError(f"{arr.size} timestamps for {n} values; pass one per value or one for all")
+    return arr
+
+
+def build_batch(
+    values: Sequence[bytes | None],
+    keys: Sequence[bytes | None] | None = None,
+    *,
+    timestamps: int | Sequence[int] | np.ndarray | None = None,
+    headers: Sequence[Sequence[tuple[str, bytes | None]] | None] | None = None,
+    base_offset: int = 0,
+    compression_type: str | int = "none",
+    timestamp_type: str = CREATE_TIME,
+    now_ms: int | None = None,
+    partition_leader_epoch: int = -1,
+    producer_id: int = -1,
+    producer_epoch: int = -1,
+    base_sequence: int = -1,
+    is_transactional: bool = False,
+) -> bytes:
+    """Build one magic-2 record batch holding ``values`` (with ``keys`` and ``headers``, if given).
+
+    Timestamps are ms since the epoch: one int for every record, a sequence (one per record), or None
+    for ``now_ms`` (default: the wall clock). With ``timestamp_type="log_append"`` the batch is marked
+    LogAppendTime and its maxTimestamp is ``now_ms``. The batch starts at ``base_offset``; a log
+    overwrites that on append. Raises ValueError for an empty batch or mismatched column lengths,
+    TypeError for a key or value that is not bytes or None, UnsupportedCodecError for a codec whose
+    package is missing.
+    """
+    n = len(values)
+    if n == 0:
+        raise ValueError("a record batch needs at least one record")
+    codec = compression.codec_id(compression_type)
+    ts = _timestamps(n, timestamps, now_ms)
+    base_ts = int(ts[0])
+    if base_ts < 0 and base_ts != -1:
+        raise ValueError(f"timestamp {base_ts} is negative; use ms since the epoch, or -1 for none")
+    deltas = ts - base_ts
+    records = encode_records(values, keys, deltas if deltas.any() else None, headers)
+    payload = compression.compress(codec, records) if codec else records
+    attributes = codec
+    max_ts = int(ts.max())
+    if timestamp_type == LOG_APPEND_TIME:
+        attributes |= TIMESTAMP_TYPE_MASK
+        if now_ms is None:
+            import time
+
+            now_ms = time.time_ns() // 1_000_000
+        max_ts = now_ms
+    elif timestamp_type != CREATE_TIME:
+        raise ValueError(f"timestamp_type {timestamp_type!r}: use 'create' or 'log_append'")
+    if is_transactional:
+        attributes |= TRANSACTIONAL_MASK
+    header = HEADER.pack(
+        base_offset,
+        RECORD_BATCH_OVERHEAD - LOG_OVERHEAD + len(payload),
+        partition_leader_epoch,
+        MAGIC,
+        0,
+        attributes,
+        n - 1,
+        base_ts,
+        max_ts,
+        producer_id,
+        producer_epoch,
+        base_sequence,
+        n,
+    )
+    crc = crc32c(payload, crc32c(memoryview(header)[ATTRIBUTES_OFFSET:]))
+    return b"".join((header[:CRC_OFFSET], crc.to_bytes(4, "big"), header[ATTRIBUTES_OFFSET:], payload))
+
+
+def set_base_offset(batch: bytearray | memoryview, base_offset: int) -> None:
+    """Overwrite a batch's baseOffset in place (the CRC does not cover it)."""
+    _BASE_OFFSET.pack_into(batch, 0, base_offset)
+
+
+# --- reading --------------------------------------------------------------------------------------
+
+
+def read_header(buf: bytes | memoryview, pos: int = 0) -> BatchHeader:
+    """Parse the 61-byte header at ``buf[pos]`` (no validation; see :func:`check_batch`)."""
+    return BatchHeader._make(HEADER.unpack_from(buf, pos))
+
+
+def check_batch(
+    buf: bytes | memoryview,
+    pos: int,
+    header: BatchHeader,
+    path: str | None = None,
+    file_position: int | None = None,
+) -> None:
+    """Check a batch's magic, size and CRC-32C; raise CorruptRecordError naming ``path`` and the
+    byte position (``file_position``, default ``pos``) otherwise."""
+    where = pos if file_position is None else file_position
+    if header.magic != MAGIC:
+        raise CorruptRecordError(f"record batch with magic {header.magic} (only magic 2 is supported)", path, where)
+    if header.batch_length < MIN_BATCH_LENGTH:
+        raise CorruptRecordError(f"record batch length {header.batch_length} is below the minimum 49", path, where)
+    end = pos + header.size
+    if end > len(buf):
+        raise CorruptRecordError(
+            f"record batch of {header.size} bytes is cut off after {len(buf) - pos} bytes", path, where
+        )
+    actual = crc32c(memoryview(buf)[pos + ATTRIBUTES_OFFSET : end])
+    if actual != header.crc:
+        raise CorruptRecordError(
+            f"record batch CRC-32C mismatch (stored {header.crc:#010x}, computed {actual:#010x})", path, where
+        )
+
+
+def iter_batches(
+    buf: bytes | memoryview, start: int = 0, end: int | None = None
+) -> Iterator[tuple[int, BatchHeader]]:
+    """Yield ``(position, header)`` for each whole batch in ``buf[start:end]``, without checking CRCs.
+
+    Stops quietly at a tail too short for a header or a batch whose declared size runs past ``end``
+    (a torn write); the caller compares the last position reached with ``end``.
+    """
+    end = len(buf) if end is None else end
+    pos = start
+    unpack = HEADER.unpack_from
+    make = BatchHeader._make
+    while pos + RECORD_BATCH_OVERHEAD <= end:
+        h = make(unpack(buf, pos))
+        if h.batch_length < MIN_BATCH_LENGTH or pos + h.batch_length + LOG_OVERHEAD > end:
+            return
+        yield pos, h
+        pos += h.batch_length + LOG_OVERHEAD
+
+
+def _walk_lengths(data: bytes, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Body start and body length of each record, walking the length varints."""
+    size = len(data)
+    if count == 0:
+        empty = np.zeros(0, np.int64)
+        return empty, empty
+    # Fast path: every record has the same length varint (fixed-size records). The walk is then a
+    # stride, and checking that the varint bytes at every stride agree proves it by induction.
+    first, body0 = decode_varint(data, 0)
+    stride = body0 + first
+    if first >= _MIN_RECORD_BODY and stride * count == size:
+        u8 = np.frombuffer(data, np.uint8)
+        starts = np.arange(0, size, stride, dtype=np.int64)
+        if all(np.array_equal(u8[j::stride], np.full(count, data[j], np.uint8)) for j in range(body0)):
+            return starts + body0, np.full(count, first, np.int64)
+    bstarts = [0] * count
+    blens = [0] * count
+    p = 0
+    for i in range(count):
+        if p >= size:
+            raise ValueError(f"{count} records declared but only {i} found")
+        b = data[p]
+        if b < 0x80:
+            length, p = (b >> 1) ^ -(b & 1), p + 1
+        else:
+            length, p = decode_varint(data, p)
+        if length < _MIN_RECORD_BODY:
+            raise ValueError(f"record {i} declares a body of {length} bytes")
+        bstarts[i] = p
+        blens[i] = length
+        p += length
+    if p != size:
+        raise ValueError(
+            "records still remaining after the declared count"
+            if p < size
+            else f"record {count - 1} runs {p - size} bytes past the end of the batch"
+        )
+    return np.array(bstarts, np.int64), np.array(blens, np.int64)
+
+
+def _slices(data: bytes, starts: np.ndarray, lengths: np.ndarray) -> list[bytes | None]:
+    """``data[start:start+length]`` for each record; None where length is -1."""
+    n = len(starts)
+    if (lengths < 0).all():
+        return [None] * n
+    ends = starts + lengths.clip(min=0)
+    out: list[bytes | None] = list(map(data.__getitem__, map(slice, starts.tolist(), ends.tolist())))
+    if (lengths < 0).any():
+        for i in np.flatnonzero(lengths < 0).tolist():
+            out[i] = None
+    return out
+
+
+def _decode_headers(data: bytes, pos: int, count: int) -> tuple[tuple[tuple[str, bytes | None], ...], int]:
+    hdrs = []
+    for _ in range(count):
+        klen, pos = decode_varint(data, pos)
+        if klen < 0:
+            raise ValueError("header key length is negative (header keys cannot be null)")
+        key = data[pos : pos + klen].decode("utf-8")
+        pos += klen
+        vlen, pos = decode_varint(data, pos)
+        if vlen < 0:
+            hdrs.append((key, None))
+        else:
+            hdrs.append((key, data[pos : pos + vlen]))
+            pos += vlen
+    return tuple(hdrs), pos
+
+
+def parse_records(data: bytes, header: BatchHeader) -> RecordColumns:
+    """Decode the (decompressed) records section of a batch into columns.
+
+    Raises ValueError describing the first structural problem (the caller adds file and position).
+    """
+    count = header.records_count
+    bstart, blen = _walk_lengths(data, count)
+    u8 = np.frombuffer(data, np.uint8)
+    bend = bstart + blen
+    p = bstart + 1  # skip the record attributes byte
+    tsd, s = decode_at(u8, p, MAX_VARLONG_BYTES)
+    p = p + s
+    od, s = decode_at(u8, p, MAX_VARINT_BYTES)
+    p += s
+    klen, s = decode_at(u8, p, MAX_VARINT_BYTES)
+    kstart = p + s
+    p = kstart + klen.clip(min=0)
+    vlen, s = decode_at(u8, p, MAX_VARINT_BYTES)
+    vstart = p + s
+    p = vstart + vlen.clip(min=0)
+    hcount, s = decode_at(u8, p, MAX_VARINT_BYTES)
+    p += s
+    if (klen < -1).any() or (vlen < -1).any() or (hcount < 0).any():
+        raise ValueError("a record has a negative key, value or headers length other than -1")
+    if (p > bend).any():
+        i = int(np.argmax(p > bend))
+        raise ValueError(f"record {i}'s fields run past its declared length")
+    out = RecordColumns()
+    with_headers = np.flatnonzero(hcount)
+    if len(with_headers) == 0:
+        if (p != bend).any():
+            raise ValueError("a record's fields end before its declared length")
+        out.headers = [()] * count
+    else:
+        hdrs: list[tuple[tuple[str, bytes | None], ...]] = [()] * count
+        pl, bl, hl = p.tolist(), bend.tolist(), hcount.tolist()
+        for i in with_headers.tolist():
+            hdrs[i], end = _decode_headers(data, pl[i], hl[i])
+            if end != bl[i]:
+                raise ValueError(f"record {i}'s headers do not end at its declared length")
+        if (p[hcount == 0] != bend[hcount == 0]).any():
+            raise ValueError("a record's fields end before its declared length")
+        out.headers = hdrs
+    out.offsets = (od + header.base_offset).tolist()
+    if header.attributes & TIMESTAMP_TYPE_MASK:
+        out.timestamps = [header.max_timestamp] * count
+        out.timestamp_types = [LOG_APPEND_TIME] * count
+    else:
+        out.timestamps = (tsd + header.base_timestamp).tolist()
+        out.timestamp_types = [CREATE_TIME] * count
+    out.keys = _slices(data, kstart, klen)
+    out.values = _slices(data, vstart, vlen)
+    return out
+
+
+def decode_batch(
+    buf: bytes | memoryview,
+    pos: int = 0,
+    *,
+    header: BatchHeader | None = None,
+    path: str | None = None,
+    file_position: int | None = None,
+    verify: bool = True,
+) -> RecordColumns:
+    """Decode every record of the batch at ``buf[pos]``: checks size and CRC (unless ``verify`` is
+    False), decompresses, parses. Raises CorruptRecordError naming ``path`` and the batch's byte
+    position; UnsupportedCodecError when its codec's package is missing."""
+    if header is None:
+        if len(buf) - pos < RECORD_BATCH_OVERHEAD:
+            raise CorruptRecordError(
+                "record batch header is cut off", path, pos if file_position is None else file_position
+            )
+        header = read_header(buf, pos)
+    if verify:
+        check_batch(buf, pos, header, path, file_position)
+    where = pos if file_position is None else file_position
+    section = memoryview(buf)[pos + RECORD_BATCH_OVERHEAD : pos + header.size]
+    try:
+        codec = header.compression
+        data = compression.decompress(codec, section) if codec else bytes(section)
+        return parse_records(data, header)
+    except ValueError as e:
+        raise CorruptRecordError(f"record batch at offset {header.base_offset} does not parse: {e}", path, where) from None
