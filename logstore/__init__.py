@@ -1,0 +1,68 @@
+"""logstore: a Kafka-compatible partitioned, append-only log store you embed in Python.
+
+from logstore import LogStore
+
+with LogStore("data/store") as store:
+    store.create_topic("events", partitions=4, exist_ok=True)
+    store.append("events", 0, [b"hello", b"world"], keys=[b"k1", b"k2"])
+    records = store.read("events", 0, offset=0)
+"""
+
+from .config import TopicConfig
+from .errors import (
+    CorruptDataError,
+    CorruptIndexError,
+    CorruptLogError,
+    CorruptRecordError,
+    InvalidConfigError,
+    InvalidTopicError,
+    LogClosedError,
+    LogStoreError,
+    OffsetOutOfRangeError,
+    RecordTooLargeError,
+    StorageError,
+    StoreFormatError,
+    StoreLockedError,
+    TopicExistsError,
+    UnknownPartitionError,
+    UnknownTopicError,
+    UnsupportedCodecError,
+)
+from .records import RecordColumns, build_batch
+from .storage.log import AppendResult, PartitionLog, Problem
+from .store import LogStore, PartitionInfo, TopicInfo
+from .types import OffsetAndTimestamp, TopicPartition
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AppendResult",
+    "CorruptDataError",
+    "CorruptIndexError",
+    "CorruptLogError",
+    "CorruptRecordError",
+    "InvalidConfigError",
+    "InvalidTopicError",
+    "LogClosedError",
+    "LogStore",
+    "LogStoreError",
+    "OffsetAndTimestamp",
+    "OffsetOutOfRangeError",
+    "PartitionInfo",
+    "PartitionLog",
+    "Problem",
+    "RecordColumns",
+    "RecordTooLargeError",
+    "StorageError",
+    "StoreFormatError",
+    "StoreLockedError",
+    "TopicConfig",
+    "TopicExistsError",
+    "TopicInfo",
+    "TopicPartition",
+    "UnknownPartitionError",
+    "UnknownTopicError",
+    "UnsupportedCodecError",
+    "__version__",
+    "build_batch",
+]

@@ -413,9 +413,7 @@ def check_batch(
         )
 
 
-def iter_batches(
-    buf: bytes | memoryview, start: int = 0, end: int | None = None
-) -> Iterator[tuple[int, BatchHeader]]:
+def iter_batches(buf: bytes | memoryview, start: int = 0, end: int | None = None) -> Iterator[tuple[int, BatchHeader]]:
     """Yield ``(position, header)`` for each whole batch in ``buf[start:end]``, without checking CRCs.
 
     Stops quietly at a tail too short for a header or a batch whose declared size runs past ``end``
@@ -433,55 +431,116 @@ def iter_batches(
         pos += h.batch_length + LOG_OVERHEAD
 
 
+#: Steps from a record's start to the next for a one-byte length varint b: 1 + zigzag-decoded b.
+_STEP1 = [1 + ((b >> 1) ^ -(b & 1)) for b in range(0x80)]
+_RUN_MIN = 16  # a vectorised run shorter than this switches to the Python walk for a while
+_LOOP_CHUNK = 256
+
+
+def _run_length(u8: np.ndarray, start: int, stride: int, vbytes: int, limit: int) -> int:
+    """How many records from ``start`` on have stride ``stride`` (length varint of ``vbytes`` bytes).
+
+    Records at ``start + j * stride`` whose length varint bytes equal the first one's are proven, by
+    induction, to be records of that stride. Returns at least 1 (the first record itself).
+    """
+    size = len(u8)
+    j_max = min(limit, (size - start) // stride)
+    if j_max <= 1:
+        return 1
+    pos = start + stride * np.arange(j_max, dtype=np.int64)
+    same = np.ones(j_max, dtype=bool)
+    for k in range(vbytes):
+        same &= u8[pos + k] == u8[start + k]
+    return int(np.argmin(same)) if not same.all() else j_max
+
+
 def _walk_lengths(data: bytes, count: int) -> tuple[np.ndarray, np.ndarray]:
-    """Body start and body length of each record, walking the length varints."""
+    """Body start and body length of each record, following the length varints.
+
+    Runs of records of equal length (fixed-size payloads) are found with numpy; elsewhere a short
+    Python loop walks one record at a time.
+    """
     size = len(data)
     if count == 0:
         empty = np.zeros(0, np.int64)
         return empty, empty
-    # Fast path: every record has the same length varint (fixed-size records). The walk is then a
-    # stride, and checking that the varint bytes at every stride agree proves it by induction.
-    first, body0 = decode_varint(data, 0)
-    stride = body0 + first
-    if first >= _MIN_RECORD_BODY and stride * count == size:
-        u8 = np.frombuffer(data, np.uint8)
-        starts = np.arange(0, size, stride, dtype=np.int64)
-        if all(np.array_equal(u8[j::stride], np.full(count, data[j], np.uint8)) for j in range(body0)):
-            return starts + body0, np.full(count, first, np.int64)
-    bstarts = [0] * count
-    blens = [0] * count
+    u8 = np.frombuffer(data, np.uint8)
+    pieces: list[np.ndarray] = []
+    starts: list[int] = []
+    step1 = _STEP1
+    done = 0
     p = 0
-    for i in range(count):
+    while done < count:
         if p >= size:
-            raise ValueError(f"{count} records declared but only {i} found")
-        b = data[p]
-        if b < 0x80:
-            length, p = (b >> 1) ^ -(b & 1), p + 1
-        else:
-            length, p = decode_varint(data, p)
+            raise ValueError(f"{count} records declared but the data ends after record {done - 1}")
+        length, body = decode_varint(data, p)
+        stride = body - p + length
         if length < _MIN_RECORD_BODY:
-            raise ValueError(f"record {i} declares a body of {length} bytes")
-        bstarts[i] = p
-        blens[i] = length
-        p += length
+            raise ValueError(f"record {done} declares a body of {length} bytes")
+        run = _run_length(u8, p, stride, body - p, count - done)
+        if run >= _RUN_MIN or run == count - done:
+            if starts:
+                pieces.append(np.array(starts, np.int64))
+                starts = []
+            pieces.append(p + stride * np.arange(run, dtype=np.int64))
+            p += stride * run
+            done += run
+            continue
+        # Irregular lengths: walk a chunk in Python (1- and 2-byte length varints inline).
+        ap = starts.append
+        try:
+            for _ in range(min(_LOOP_CHUNK, count - done)):
+                ap(p)
+                b = data[p]
+                if b < 0x80:
+                    p += step1[b]
+                else:
+                    b2 = data[p + 1]
+                    if b2 >= 0x80:
+                        length, body = decode_varint(data, p)
+                        p = body + max(length, 0)
+                    else:
+                        z = (b & 0x7F) | (b2 << 7)
+                        p += 2 + ((z >> 1) ^ -(z & 1))
+                done += 1
+        except IndexError:
+            raise ValueError(f"{count} records declared but the data ends inside record {done}") from None
+    if starts:
+        pieces.append(np.array(starts, np.int64))
     if p != size:
         raise ValueError(
             "records still remaining after the declared count"
             if p < size
-            else f"record {count - 1} runs {p - size} bytes past the end of the batch"
+            else f"the last record runs {p - size} bytes past the end of the batch"
         )
-    return np.array(bstarts, np.int64), np.array(blens, np.int64)
+    rstart = pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
+    lengths, sizes = decode_at(u8, rstart, MAX_VARINT_BYTES)
+    if (lengths < _MIN_RECORD_BODY).any():
+        i = int(np.argmax(lengths < _MIN_RECORD_BODY))
+        raise ValueError(f"record {i} declares a body of {int(lengths[i])} bytes")
+    return rstart + sizes, lengths
 
 
 def _slices(data: bytes, starts: np.ndarray, lengths: np.ndarray) -> list[bytes | None]:
     """``data[start:start+length]`` for each record; None where length is -1."""
     n = len(starts)
-    if (lengths < 0).all():
+    nulls = lengths < 0
+    if nulls.all():
         return [None] * n
-    ends = starts + lengths.clip(min=0)
-    out: list[bytes | None] = list(map(data.__getitem__, map(slice, starts.tolist(), ends.tolist())))
-    if (lengths < 0).any():
-        for i in np.flatnonzero(lengths < 0).tolist():
+    if not nulls.any():
+        first = int(lengths[0])
+        if first > 0 and (lengths == first).all():
+            # Equal lengths: one numpy gather, then numpy's fixed-width bytes hand out the pieces.
+            # numpy strips trailing NULs from 'S' items, so this only serves pieces not ending in 0.
+            u8 = np.frombuffer(data, np.uint8)
+            mat = u8[starts[:, None] + np.arange(first)]
+            if mat[:, -1].all():
+                return mat.view(f"S{first}").ravel().tolist()
+    s = starts.tolist()
+    e = (starts + lengths.clip(min=0)).tolist()
+    out: list[bytes | None] = [data[a:b] for a, b in zip(s, e, strict=True)]
+    if nulls.any():
+        for i in np.flatnonzero(nulls).tolist():
             out[i] = None
     return out
 
@@ -585,4 +644,6 @@ def decode_batch(
         data = compression.decompress(codec, section) if codec else bytes(section)
         return parse_records(data, header)
     except ValueError as e:
-        raise CorruptRecordError(f"record batch at offset {header.base_offset} does not parse: {e}", path, where) from None
+        raise CorruptRecordError(
+            f"record batch at offset {header.base_offset} does not parse: {e}", path, where
+        ) from None

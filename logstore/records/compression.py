@@ -56,9 +56,7 @@ def codec_id(codec: str | int) -> int:
             return codec
     elif isinstance(codec, str) and codec.lower() in NAMES:
         return NAMES[codec.lower()]
-    raise UnsupportedCodecError(
-        f"unknown compression codec {codec!r}.", f"Use one of: {', '.join(NAMES)}."
-    )
+    raise UnsupportedCodecError(f"unknown compression codec {codec!r}.", f"Use one of: {', '.join(NAMES)}.")
 
 
 def available(codec: str | int) -> bool:

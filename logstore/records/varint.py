@@ -118,39 +118,32 @@ def varint_pieces(values: np.ndarray, table: list[bytes] = TABLE) -> list[bytes]
     return [table[u] if u < TABLE_SIZE else prefix + encode_unsigned(u) for u in zl]
 
 
-_WIDTH_CACHE: dict[int, np.ndarray] = {}
-
-
 def decode_at(buf: np.ndarray, positions: np.ndarray, max_bytes: int) -> tuple[np.ndarray, np.ndarray]:
     """Decode one zigzag varint at each of ``positions`` in the uint8 array ``buf``.
 
-    Returns ``(values int64, sizes int64)``. A varint running past the end of ``buf`` decodes from
-    the bytes that are there (callers check that every field ends inside its record). Raises
-    ValueError, naming the first bad position, when a varint is longer than ``max_bytes``.
+    Returns ``(values int64, sizes int64)``. Bytes are gathered one column at a time and only for the
+    varints still going, so the usual 1-2 byte fields cost a few numpy calls per column. A varint
+    running past the end of ``buf`` decodes from the bytes that are there (callers check that every
+    field ends inside its record). Raises ValueError, naming the first bad position, when a varint
+    is longer than ``max_bytes``.
     """
     n = len(positions)
     if n == 0:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty
-    cols = _WIDTH_CACHE.get(max_bytes)
-    if cols is None:
-        cols = _WIDTH_CACHE[max_bytes] = np.arange(max_bytes, dtype=np.int64)
-    idx = positions[:, None] + cols
-    np.minimum(idx, len(buf) - 1, out=idx)
-    m = buf[idx]  # n x max_bytes
-    more = m >= 0x80
-    # Narrow to the widest varint actually present: most columns are 1-2 bytes.
-    live = more.any(axis=0)
-    width = int(np.argmin(live)) + 1 if not live.all() else max_bytes + 1
-    if width > max_bytes:
-        bad = int(positions[np.argmax(more.all(axis=1))])
-        raise ValueError(f"varint at byte {bad} is longer than {max_bytes} bytes")
-    m = m[:, :width]
-    more = more[:, :width]
-    sizes = np.argmin(more, axis=1).astype(np.int64) + 1
-    z = (m[:, 0] & 0x7F).astype(np.uint64)
-    for k in range(1, width):
-        part = (m[:, k] & 0x7F).astype(np.uint64) << np.uint64(7 * k)
-        z |= np.where(sizes > k, part, np.uint64(0))
+    last = len(buf) - 1
+    b = buf[np.minimum(positions, last)]
+    z = (b & 0x7F).astype(np.uint64)
+    sizes = np.ones(n, dtype=np.int64)
+    going = np.flatnonzero(b >= 0x80)
+    k = 1
+    while len(going):
+        if k == max_bytes:
+            raise ValueError(f"varint at byte {int(positions[going[0]])} is longer than {max_bytes} bytes")
+        b = buf[np.minimum(positions[going] + k, last)]
+        z[going] |= (b & 0x7F).astype(np.uint64) << np.uint64(7 * k)
+        sizes[going] += 1
+        going = going[b >= 0x80]
+        k += 1
     values = ((z >> np.uint64(1)) ^ (np.uint64(0) - (z & np.uint64(1)))).view(np.int64)
     return values, sizes

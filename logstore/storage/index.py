@@ -1,0 +1,318 @@
+"""Kafka's sparse segment indexes on ``numpy.memmap``.
+
+``.index`` (:class:`OffsetIndex`): 8-byte entries, int32 offset relative to the segment's base offset,
+int32 byte position of the batch in the ``.log``. ``.timeindex`` (:class:`TimeIndex`): 12-byte
+entries, int64 timestamp (ms), int32 relative offset. Both big-endian, keys strictly increasing
+(offsets) or increasing (timestamps; a new entry only when the timestamp grew).
+
+The active segment's index files are preallocated to ``segment.index.bytes`` (a sparse run of zeros)
+and trimmed to their entries when the segment is rolled or closed, as Kafka does, so that Kafka's
+tools, which trust ``file length / entry size``, read them.
+
+Lookups binary-search the keys with ``np.searchsorted`` on a strided fixed-width bytes view of the
+map: big-endian non-negative integers sort like their bytes, so no copy or byte swap is made.
+
+Sharing between processes: a process only ever touches map entries below the count it has proved
+valid, and trimming never cuts below the valid entries, so a file trimmed by another process can
+never raise SIGBUS here. New entries written by other processes are discovered with ``pread``.
+
+Not thread-safe: the owning :class:`~logstore.storage.log.PartitionLog` serialises mutation.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ..errors import CorruptIndexError
+
+
+class _Index:
+    entry_size = 0
+    key_size = 0  # bytes of the sort key at the start of each entry
+    reserve_last_slot = False
+
+    def __init__(self, path: str, base_offset: int, max_index_size: int, *, active: bool) -> None:
+        self.path = path
+        self.base_offset = base_offset
+        self.max_entries = max_index_size // self.entry_size
+        self.active = active
+        self._map: np.memmap | None = None
+        self._keys: np.ndarray | None = None
+        self._fd = os.open(path, (os.O_RDWR if active else os.O_RDONLY) | (os.O_CREAT if active else 0), 0o644)
+        size = os.fstat(self._fd).st_size
+        if size % self.entry_size and not active:
+            raise CorruptIndexError(f"index size {size} is not a multiple of its {self.entry_size}-byte entries", path)
+        self.entries = self._count_valid(size // self.entry_size)
+        if active and size < self.max_entries * self.entry_size:
+            os.ftruncate(self._fd, self.max_entries * self.entry_size)
+
+    # --- entries as bytes -------------------------------------------------------------------------
+
+    def _entry_empty(self, raw: bytes) -> bool:
+        raise NotImplementedError
+
+    def _count_valid(self, slots: int) -> int:
+        """Entries before the first empty slot (a preallocated or crash-left tail reads as zeros)."""
+        if slots == 0:
+            return 0
+        es = self.entry_size
+        if not self._entry_empty(os.pread(self._fd, es, (slots - 1) * es)):
+            return slots
+        lo, hi = 0, slots - 1  # slot hi is empty; find the first empty slot in [lo, hi]
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self._entry_empty(os.pread(self._fd, es, mid * es)):
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
+
+    def _ensure_map(self) -> np.memmap:
+        m = self._map
+        if m is None or len(m) < self.entries * self.entry_size:
+            size = os.fstat(self._fd).st_size
+            if size == 0:
+                raise CorruptIndexError("index file is empty but has entries", self.path)
+            m = np.memmap(self.path, dtype=np.uint8, mode="r+" if self.active else "r", shape=(size,))
+            self._map = m
+            self._keys = np.ndarray(
+                shape=(size // self.entry_size,),
+                dtype=f"S{self.key_size}",
+                buffer=m,
+                offset=0,
+                strides=(self.entry_size,),
+            )
+        return m
+
+    def _search(self, key: bytes) -> int:
+        """Slot of the last entry whose key <= ``key``, or -1."""
+        n = self.entries
+        if n == 0:
+            return -1
+        self._ensure_map()
+        assert self._keys is not None
+        return int(np.searchsorted(self._keys[:n], key, side="right")) - 1
+
+    def _raw(self, slot: int) -> bytes:
+        m = self._ensure_map()
+        es = self.entry_size
+        return m[slot * es : (slot + 1) * es].tobytes()
+
+    def _write(self, raw: bytes, use_reserved: bool = False) -> None:
+        if not self.active:
+            raise CorruptIndexError("append to a sealed (read-only) index", self.path)
+        if self.entries >= self.max_entries or (self.is_full() and not use_reserved):
+            raise CorruptIndexError(f"index is full ({self.entries} entries)", self.path)
+        m = self._ensure_map()
+        es = self.entry_size
+        m[self.entries * es : (self.entries + 1) * es] = np.frombuffer(raw, np.uint8)
+        self.entries += 1
+
+    # --- lifecycle --------------------------------------------------------------------------------
+
+    def is_full(self) -> bool:
+        limit = self.max_entries - 1 if self.reserve_last_slot else self.max_entries
+        return self.entries >= limit
+
+    def truncate_entries(self, keep: int) -> None:
+        """Keep the first ``keep`` entries; zero the rest of an active index (its size stays)."""
+        if keep >= self.entries:
+            return
+        if self.active:
+            m = self._ensure_map()
+            m[keep * self.entry_size : self.entries * self.entry_size] = 0
+        else:
+            os.close(self._fd)
+            self._fd = os.open(self.path, os.O_RDWR)
+            os.ftruncate(self._fd, keep * self.entry_size)
+            self._map = self._keys = None
+        self.entries = keep
+
+    def flush(self) -> None:
+        if self._map is not None and self.active:
+            self._map.flush()
+        os.fsync(self._fd)
+
+    def seal(self) -> None:
+        """Trim the file to its entries, fsync it and make the index read-only (on roll or close)."""
+        if self.active:
+            if self._map is not None:
+                self._map.flush()
+            self._map = self._keys = None
+            os.ftruncate(self._fd, self.entries * self.entry_size)
+            os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = os.open(self.path, os.O_RDONLY)
+            self.active = False
+
+    def activate(self) -> None:
+        """Re-open a sealed index for appending, extended back to its preallocated size."""
+        if not self.active:
+            os.close(self._fd)
+            self._fd = os.open(self.path, os.O_RDWR)
+            os.ftruncate(self._fd, max(self.max_entries * self.entry_size, self.entries * self.entry_size))
+            self._map = self._keys = None
+            self.active = True
+
+    def release(self) -> None:
+        """Drop the map (it is re-created on the next lookup); frees address space for idle segments."""
+        self._map = self._keys = None
+
+    def close(self) -> None:
+        self._map = self._keys = None
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def refresh(self, limit_position: int | None = None) -> None:
+        """Discover entries another process appended, reading them with ``pread`` (never the map)."""
+        es = self.entry_size
+        while True:
+            raw = os.pread(self._fd, es * 64, self.entries * es)
+            added = 0
+            for i in range(len(raw) // es):
+                entry = raw[i * es : (i + 1) * es]
+                if self._entry_empty(entry) or not self._accept(entry, limit_position):
+                    break
+                added += 1
+            self.entries += added
+            if added < 64:
+                return
+
+    def _accept(self, raw: bytes, limit_position: int | None) -> bool:
+        return True
+
+
+class OffsetIndex(_Index):
+    """``.index``: relative offset -> byte position of the batch holding it (see the module doc)."""
+
+    entry_size = 8
+    key_size = 4
+
+    def _entry_empty(self, raw: bytes) -> bool:
+        # The first batch of a segment is never indexed, so no real entry has position 0.
+        return raw[4:8] == b"\x00\x00\x00\x00"
+
+    def last_offset(self) -> int:
+        """Offset of the last entry, or the base offset when there is none."""
+        if self.entries == 0:
+            return self.base_offset
+        return self.base_offset + int.from_bytes(self._raw(self.entries - 1)[:4], "big")
+
+    def append(self, offset: int, position: int) -> None:
+        """Add an entry; offsets must grow. Raises CorruptIndexError when full or out of order."""
+        rel = offset - self.base_offset
+        if self.entries and offset <= self.last_offset():
+            raise CorruptIndexError(
+                f"index entry for offset {offset} is not after the last one ({self.last_offset()})", self.path
+            )
+        self._write(rel.to_bytes(4, "big") + position.to_bytes(4, "big"))
+
+    def lookup(self, offset: int) -> tuple[int, int]:
+        """``(offset, position)`` of the last entry at or below ``offset``, or ``(base_offset, 0)``."""
+        rel = offset - self.base_offset
+        if rel < 0 or self.entries == 0:
+            return self.base_offset, 0
+        slot = self._search(min(rel, 0x7FFFFFFF).to_bytes(4, "big"))
+        if slot < 0:
+            return self.base_offset, 0
+        raw = self._raw(slot)
+        return self.base_offset + int.from_bytes(raw[:4], "big"), int.from_bytes(raw[4:], "big")
+
+    def truncate_to(self, offset: int) -> None:
+        """Remove every entry for an offset >= ``offset``."""
+        rel = offset - self.base_offset
+        keep = 0 if rel <= 0 else self._search((rel - 1).to_bytes(4, "big")) + 1
+        self.truncate_entries(keep)
+
+    def truncate_position(self, position: int) -> None:
+        """Remove every entry pointing at or past byte ``position`` of the log."""
+        keep = self.entries
+        while keep and int.from_bytes(self._raw(keep - 1)[4:], "big") >= position:
+            keep -= 1
+        self.truncate_entries(keep)
+
+    def entries_list(self) -> list[tuple[int, int]]:
+        """Every ``(offset, position)`` entry (for verification and dump-log)."""
+        out = []
+        for i in range(self.entries):
+            raw = self._raw(i)
+            out.append((self.base_offset + int.from_bytes(raw[:4], "big"), int.from_bytes(raw[4:], "big")))
+        return out
+
+    def _accept(self, raw: bytes, limit_position: int | None) -> bool:
+        return limit_position is None or int.from_bytes(raw[4:], "big") < limit_position
+
+
+class TimeIndex(_Index):
+    """``.timeindex``: max timestamp so far -> relative offset of the batch holding it."""
+
+    entry_size = 12
+    key_size = 8
+    reserve_last_slot = True
+
+    def _entry_empty(self, raw: bytes) -> bool:
+        return raw == b"\x00" * 12
+
+    def last_entry(self) -> tuple[int, int]:
+        """``(timestamp, offset)`` of the last entry, or ``(-1, base_offset)``."""
+        if self.entries == 0:
+            return -1, self.base_offset
+        raw = self._raw(self.entries - 1)
+        return int.from_bytes(raw[:8], "big", signed=True), self.base_offset + int.from_bytes(raw[8:], "big")
+
+    def maybe_append(self, timestamp: int, offset: int, *, skip_full_check: bool = False) -> bool:
+        """Add ``(timestamp, offset)`` if the timestamp is greater than the last entry's. Returns
+        whether it did. ``skip_full_check`` uses the reserved last slot (the final entry at roll)."""
+        last_ts, last_off = self.last_entry()
+        if timestamp <= last_ts or timestamp < 0:
+            return False
+        if offset < last_off:
+            raise CorruptIndexError(
+                f"time index entry for offset {offset} is before the last one ({last_off})", self.path
+            )
+        self._write(timestamp.to_bytes(8, "big") + (offset - self.base_offset).to_bytes(4, "big"), skip_full_check)
+        return True
+
+    def lookup(self, timestamp: int) -> tuple[int, int]:
+        """``(timestamp, offset)`` of the last entry with timestamp <= ``timestamp``, or
+        ``(-1, base_offset)``."""
+        if timestamp < 0 or self.entries == 0:
+            return -1, self.base_offset
+        slot = self._search(timestamp.to_bytes(8, "big"))
+        if slot < 0:
+            return -1, self.base_offset
+        raw = self._raw(slot)
+        return int.from_bytes(raw[:8], "big", signed=True), self.base_offset + int.from_bytes(raw[8:], "big")
+
+    def first_slot_at_or_after(self, timestamp: int) -> int:
+        """Slot of the first entry with timestamp >= ``timestamp`` (``entries`` when none)."""
+        if self.entries == 0:
+            return 0
+        self._ensure_map()
+        assert self._keys is not None
+        return int(np.searchsorted(self._keys[: self.entries], max(timestamp, 0).to_bytes(8, "big"), side="left"))
+
+    def truncate_to(self, offset: int) -> None:
+        """Remove every entry for an offset >= ``offset``."""
+        keep = self.entries
+        while keep:
+            raw = self._raw(keep - 1)
+            if self.base_offset + int.from_bytes(raw[8:], "big") < offset:
+                break
+            keep -= 1
+        self.truncate_entries(keep)
+
+    def entries_list(self) -> list[tuple[int, int]]:
+        out = []
+        for i in range(self.entries):
+            raw = self._raw(i)
+            out.append(
+                (
+                    int.from_bytes(raw[:8], "big", signed=True),
+                    self.base_offset + int.from_bytes(raw[8:], "big"),
+                )
+            )
+        return out

@@ -1,0 +1,940 @@
+"""A partition log: the ``<topic>-<partition>/`` directory of segments, shared between processes.
+
+Offsets are record numbers; positions are bytes in a segment file. ``log_start_offset`` is the first
+offset that can be read, ``next_offset`` (the log end offset, LEO) the one the next record gets.
+
+Processes share a partition the way SQLite processes share a database:
+
+* **Appends** take ``.logstore.lock`` with ``flock(LOCK_EX)`` (plus a thread lock). Under it the
+  writer first catches up with what other processes did: it reads the *layout generation* (8 bytes
+  at the start of the lock file, bumped before any segment is created, sealed, truncated or
+  removed) and the active segment's file size, and reloads or scans forward when either changed.
+  Bytes past the last whole, CRC-valid batch can only be a dead writer's torn write (live writers
+  hold the lock), so they are cut. Then it assigns offsets and writes.
+* **Readers** take no lock. They see new data by re-reading the layout generation and the active
+  file size, and only ever return whole, CRC-valid batches below the size they have validated, so a
+  batch being written is invisible until it is complete.
+* **Recovery** after a crash runs when a process opens the partition and no other process has it
+  open (a shared ``flock`` on ``.logstore.open`` that every opener holds; an exclusive try tells
+  whether anybody else does) and the clean-shutdown marker is missing or does not match the files.
+  It validates segments from the recovery point on, cuts a torn tail, and rebuilds indexes.
+* **Clean close**: the last process to close trims the active indexes and writes
+  ``.logstore.clean`` (sizes of the files at that moment), so the next open does not rescan.
+
+Durability follows the topic's ``flush.messages`` / ``flush.ms`` (see :mod:`logstore.config`).
+"""
+
+from __future__ import annotations
+
+import bisect
+import fcntl
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..config import TopicConfig
+from ..errors import (
+    CorruptDataError,
+    CorruptLogError,
+    CorruptRecordError,
+    LogClosedError,
+    OffsetOutOfRangeError,
+    RecordTooLargeError,
+    StorageError,
+    UnknownTopicError,
+)
+from ..records.batch import (
+    ATTRIBUTES_OFFSET,
+    LOG_OVERHEAD,
+    MIN_BATCH_LENGTH,
+    RECORD_BATCH_OVERHEAD,
+    TIMESTAMP_TYPE_MASK,
+    RecordColumns,
+    build_batch,
+    check_batch,
+    crc32c,
+    decode_batch,
+    read_header,
+)
+from ..types import OffsetAndTimestamp
+from .files import (
+    CLEANED_SUFFIX,
+    DELETED_SUFFIX,
+    INDEX_SUFFIX,
+    LOG_SUFFIX,
+    SWAP_SUFFIX,
+    TIMEINDEX_SUFFIX,
+    TMP_SUFFIX,
+    atomic_write,
+    fsync_dir,
+    offset_from_name,
+    remove_quietly,
+)
+from .locks import FileLock
+from .segment import LogSegment, RecoveryResult
+
+LOCK_FILE = ".logstore.lock"
+OPEN_FILE = ".logstore.open"
+CLEAN_FILE = ".logstore.clean"
+INT32_MAX = 0x7FFFFFFF
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    """Where an append landed: offsets ``first_offset..last_offset``; ``log_append_time`` is the
+    broker-style append time (ms) for LogAppendTime topics, else -1."""
+
+    first_offset: int
+    last_offset: int
+    log_append_time: int
+    segment_base_offset: int
+    position: int
+    size: int
+
+
+@dataclass
+class Problem:
+    """One finding of :meth:`PartitionLog.verify`."""
+
+    path: str
+    position: int | None
+    what: str
+
+    def __str__(self) -> str:
+        where = self.path + (f" at byte {self.position}" if self.position is not None else "")
+        return f"{where}: {self.what}"
+
+
+@dataclass
+class LoadReport:
+    """What opening a partition did: ``recovered`` segments and ``truncations`` (torn tails cut)."""
+
+    clean: bool = True
+    recovered: list[str] = field(default_factory=list)
+    truncations: list[RecoveryResult] = field(default_factory=list)
+    removed_files: list[str] = field(default_factory=list)
+    deleted_segments: list[str] = field(default_factory=list)
+
+
+class PartitionLog:
+    """One partition on disk (see the module docstring). Thread-safe; safe across processes."""
+
+    def __init__(
+        self,
+        directory: str,
+        topic: str,
+        partition: int,
+        config: TopicConfig,
+        *,
+        recovery_point: int = 0,
+        log_start_offset: int = 0,
+        clock: Callable[[], float] = time.time,
+        on_checkpoint: Callable[[PartitionLog], None] | None = None,
+        on_segment_open: Callable[[LogSegment], None] | None = None,
+        lock_timeout: float | None = 60.0,
+    ) -> None:
+        self.directory = directory
+        self.topic = topic
+        self.partition = partition
+        self.config = config
+        self.recovery_point = recovery_point
+        self.log_start_offset = log_start_offset
+        self._clock = clock
+        self._on_checkpoint = on_checkpoint
+        self._on_segment_open = on_segment_open
+        self._lock = threading.RLock()
+        self._closed = False
+        self._segments: list[LogSegment] = []
+        self._bases: list[int] = []
+        self._layout_gen = -1
+        self._unflushed = 0
+        self._last_flush = self._now_ms()
+        self._clean_marker_removed = False
+        self.load_report = LoadReport()
+        os.makedirs(directory, exist_ok=True)
+        self._flock = FileLock(os.path.join(directory, LOCK_FILE), lock_timeout, f"{topic}-{partition}")
+        self._open_fd = os.open(os.path.join(directory, OPEN_FILE), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            with self._flock:
+                alone = self._try_exclusive_open()
+                self._load(recover=alone)
+                fcntl.flock(self._open_fd, fcntl.LOCK_SH)
+        except BaseException:
+            self._flock.close()
+            os.close(self._open_fd)
+            raise
+
+    # --- small helpers ----------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return f"{self.topic}-{self.partition}"
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise LogClosedError(f"partition log {self.name} is closed.", "Open the store again to use it.")
+
+    def _try_exclusive_open(self) -> bool:
+        try:
+            fcntl.flock(self._open_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+
+    def _new_segment(self, base_offset: int, active: bool) -> LogSegment:
+        return LogSegment(
+            self.directory,
+            base_offset,
+            index_interval_bytes=self.config.index_interval_bytes,
+            max_index_size=self.config.segment_index_bytes,
+            active=active,
+            on_open=self._on_segment_open,
+        )
+
+    def _read_layout_gen(self) -> int:
+        raw = os.pread(self._flock.fd, 8, 0)
+        return int.from_bytes(raw, "big") if len(raw) == 8 else 0
+
+    def _bump_layout(self) -> None:
+        """Tell other processes the segment list is about to change (call with the flock held)."""
+        gen = self._read_layout_gen() + 1
+        os.pwrite(self._flock.fd, gen.to_bytes(8, "big"), 0)
+        self._layout_gen = gen
+
+    @property
+    def segments(self) -> list[LogSegment]:
+        """The segments, oldest first (a snapshot; the last one is active)."""
+        return list(self._segments)
+
+    @property
+    def active_segment(self) -> LogSegment:
+        return self._segments[-1]
+
+    @property
+    def next_offset(self) -> int:
+        """The log end offset: the offset the next appended record gets."""
+        return self._segments[-1].next_offset
+
+    @property
+    def size_bytes(self) -> int:
+        """Bytes of all segments' ``.log`` files."""
+        return sum(s.size for s in self._segments)
+
+    # --- loading ----------------------------------------------------------------------------------
+
+    def _list_dir(self) -> tuple[list[int], list[str]]:
+        bases: list[int] = []
+        leftovers: list[str] = []
+        for name in os.listdir(self.directory):
+            path = os.path.join(self.directory, name)
+            if name.endswith((DELETED_SUFFIX, CLEANED_SUFFIX, SWAP_SUFFIX, TMP_SUFFIX)):
+                leftovers.append(path)
+            elif name.endswith(LOG_SUFFIX):
+                try:
+                    bases.append(offset_from_name(name))
+                except ValueError:
+                    continue
+        bases.sort()
+        return bases, leftovers
+
+    def _load(self, recover: bool, locked: bool = True) -> None:
+        """Build the segment list from the directory. ``recover``: no other process has the
+        partition open, so leftovers may be removed and an unclean log recovered. ``locked``: the
+        flock is held, so a torn tail may be cut and a missing first segment created."""
+        report = LoadReport()
+        bases, leftovers = self._list_dir()
+        if recover and leftovers:
+            remove_quietly(leftovers)
+            report.removed_files = leftovers
+        if recover:
+            # Index files without a .log are orphans.
+            for name in os.listdir(self.directory):
+                if name.endswith((INDEX_SUFFIX, TIMEINDEX_SUFFIX)):
+                    try:
+                        if offset_from_name(name) not in bases:
+                            remove_quietly([os.path.join(self.directory, name)])
+                            report.removed_files.append(os.path.join(self.directory, name))
+                    except ValueError:
+                        pass
+        self._layout_gen = self._read_layout_gen()
+        for seg in self._segments:
+            seg.release()
+        if not bases:
+            if not locked:
+                return  # nothing on disk right now (a topic being deleted); keep what we had
+            base = max(self.log_start_offset, 0)
+            seg = self._new_segment(base, active=True)
+            seg.open_files()
+            fsync_dir(self.directory)
+            self._segments, self._bases = [seg], [base]
+            self.load_report = report
+            return
+        segs = [self._new_segment(b, active=(i == len(bases) - 1)) for i, b in enumerate(bases)]
+        for i, seg in enumerate(segs[:-1]):
+            seg.size = os.stat(seg.log_path).st_size
+            seg.next_offset = segs[i + 1].base_offset
+            seg.max_timestamp = -2  # not loaded yet: see largest_timestamp()
+        self._segments, self._bases = segs, list(bases)
+        clean = self._clean_marker_matches()
+        report.clean = clean
+        active = segs[-1]
+        if recover and not clean:
+            self._recover(report)
+        else:
+            missing = [s for s in segs if not os.path.exists(s.index_path)]
+            if recover:
+                for seg in missing:
+                    self._recover_segment(seg, report)
+            self._load_active_tail(active, truncate=locked)
+        if recover:
+            self._clean_marker_removed = False
+        self.log_start_offset = max(self.log_start_offset, self._segments[0].base_offset)
+        self.load_report = report
+
+    def _clean_marker_matches(self) -> bool:
+        path = os.path.join(self.directory, CLEAN_FILE)
+        try:
+            with open(path, encoding="utf-8") as f:
+                marker = json.load(f)
+        except (FileNotFoundError, ValueError):
+            return False
+        active = self._segments[-1]
+        try:
+            return (
+                marker.get("version") == 1
+                and marker["active_base_offset"] == active.base_offset
+                and marker["log_size"] == os.stat(active.log_path).st_size
+                and marker["index_size"] == os.stat(active.index_path).st_size
+                and marker["timeindex_size"] == os.stat(active.timeindex_path).st_size
+                and marker["segments"] == len(self._segments)
+            )
+        except (KeyError, OSError):
+            return False
+
+    def _load_active_tail(self, seg: LogSegment, truncate: bool) -> None:
+        """Find the valid end of the active segment, scanning forward from its last index entry."""
+        seg.size = 0
+        seg.next_offset = seg.base_offset
+        position = 0
+        idx = seg.index
+        idx.refresh()
+        file_size = seg.file_size()
+        if idx.entries:
+            last_offset, pos = idx.lookup(1 << 62)
+            head = seg.pread(RECORD_BATCH_OVERHEAD, pos) if pos < file_size else b""
+            h = read_header(head) if len(head) == RECORD_BATCH_OVERHEAD else None
+            if h is not None and h.last_offset == last_offset and h.magic == 2:
+                position = pos
+                batch_base = h.base_offset
+            elif truncate:
+                # The index does not match the log (a crash left it stale): rebuild both from the log.
+                self._bump_layout()
+                self._recover_segment(seg, self.load_report)
+                return
+        ts, off = seg.time_index.last_entry()
+        seg.max_timestamp, seg.offset_of_max_timestamp = ts, off
+        seg.first_batch_timestamp = None
+        if file_size >= RECORD_BATCH_OVERHEAD:
+            first = read_header(seg.pread(RECORD_BATCH_OVERHEAD, 0))
+            if first.magic == 2:
+                seg.first_batch_timestamp = first.max_timestamp  # segment.ms counts from it
+        seg.size = position
+        if position:
+            seg.next_offset = batch_base  # the scan below starts with the indexed batch
+        self._scan_forward(seg, file_size, truncate)
+        seg.created_ms = self._now_ms()
+
+    def _scan_forward(self, seg: LogSegment, file_size: int, truncate: bool) -> None:
+        """Advance ``seg`` over whole, CRC-valid batches from its known size up to ``file_size``.
+
+        With ``truncate`` (flock held) an invalid tail is a dead writer's torn write and is cut,
+        unless a valid batch follows it (then CorruptLogError). Without, the tail is left alone: it
+        may be a batch another process is writing right now.
+        """
+        position = seg.size
+        while position < file_size:
+            buf = seg.pread(min(1 << 20, file_size - position), position)
+            pos = 0
+            bad = False
+            while pos + RECORD_BATCH_OVERHEAD <= len(buf):
+                h = read_header(buf, pos)
+                if h.batch_length < MIN_BATCH_LENGTH or h.magic != 2:
+                    bad = True
+                    break
+                if pos + h.size > len(buf):
+                    if pos == 0 and position + h.size <= file_size:
+                        buf = seg.pread(h.size, position)
+                        continue
+                    break
+                try:
+                    check_batch(buf, pos, h)
+                except CorruptRecordError:
+                    bad = True
+                    break
+                if h.base_offset < seg.next_offset and seg.size > 0:
+                    bad = True
+                    break
+                if seg.size == 0 and seg.first_batch_timestamp is None:
+                    seg.first_batch_timestamp = h.max_timestamp
+                seg.after_append(position + pos, h.last_offset, h.max_timestamp, h.size, index=False)
+                pos += h.size
+            position += pos
+            if bad or pos == 0:
+                break
+        seg.size = position
+        if position < file_size and truncate:
+            later = seg._find_valid_batch_after(position, file_size, seg.next_offset)
+            if later is not None:
+                raise CorruptLogError(
+                    f"damaged record batch followed by a valid batch at byte {later}; not truncating",
+                    seg.log_path,
+                    position,
+                    hint="Restore the file from a copy, or run 'logstore recover' to inspect it.",
+                )
+            self._bump_layout()
+            with seg._handle_lock:
+                os.ftruncate(seg.fd(), position)
+                os.fsync(seg.fd())
+                seg.index.truncate_position(position)
+                seg.time_index.truncate_to(seg.next_offset)
+            self.load_report.truncations.append(RecoveryResult(seg.log_path, position, file_size - position, 0))
+        # Without the flock a tail past `position` may be a batch still being written: left alone.
+        seg.index.refresh(limit_position=position)
+
+    def _recover_segment(self, seg: LogSegment, report: LoadReport) -> RecoveryResult:
+        was_active = seg.active
+        seg.activate()
+        result = seg.recover()
+        report.recovered.append(seg.log_path)
+        if result.truncated_bytes:
+            report.truncations.append(result)
+        if not was_active:
+            seg.seal()
+        seg.created_ms = self._now_ms()
+        return result
+
+    def _recover(self, report: LoadReport) -> None:
+        """Recover every segment from the one holding the recovery point to the end."""
+        segs = self._segments
+        self._bump_layout()
+        i = max(0, bisect.bisect_right(self._bases, self.recovery_point) - 1)
+        # Segments below the recovery point were fsynced; only a missing index needs a rebuild.
+        for seg in segs[:i]:
+            if not os.path.exists(seg.index_path) or not os.path.exists(seg.timeindex_path):
+                self._recover_segment(seg, report)
+        for j in range(i, len(segs)):
+            seg = segs[j]
+            result = self._recover_segment(seg, report)
+            if j < len(segs) - 1:
+                seg.next_offset = segs[j + 1].base_offset
+            if result.truncated_bytes and j < len(segs) - 1:
+                # Data after a torn segment cannot be trusted to follow it: drop later segments.
+                for later in segs[j + 1 :]:
+                    later.release()
+                    for p in (later.log_path, later.index_path, later.timeindex_path):
+                        if os.path.exists(p):
+                            os.replace(p, p + DELETED_SUFFIX)
+                    report.deleted_segments.append(later.log_path)
+                fsync_dir(self.directory)
+                for later in segs[j + 1 :]:
+                    remove_quietly(p + DELETED_SUFFIX for p in (later.log_path, later.index_path, later.timeindex_path))
+                del segs[j + 1 :]
+                del self._bases[j + 1 :]
+                seg.activate()
+                break
+        active = segs[-1]
+        if not active.active:
+            active.activate()
+        # The active segment's state after recover(): make the first-batch time known.
+        if active.first_batch_timestamp is None and active.size >= RECORD_BATCH_OVERHEAD:
+            active.first_batch_timestamp = read_header(active.pread(RECORD_BATCH_OVERHEAD, 0)).max_timestamp
+        active.index.activate()
+        active.time_index.activate()
+        active.flush()
+        self.recovery_point = active.next_offset
+        if self._on_checkpoint:
+            self._on_checkpoint(self)
+
+    # --- keeping up with other processes ------------------------------------------------------------
+
+    def _sync_locked(self) -> None:
+        """With the flock held: make this process's view match the files (see module docstring)."""
+        if self._flock.is_unlinked():
+            raise UnknownTopicError(self.topic, store=os.path.dirname(self.directory))
+        if self._read_layout_gen() != self._layout_gen:
+            self._load(recover=False, locked=True)
+            return
+        seg = self._segments[-1]
+        size = seg.file_size()
+        if size != seg.size:
+            self._scan_forward(seg, size, truncate=True)
+
+    def refresh(self) -> None:
+        """Pick up what other processes appended or changed, without taking the flock."""
+        with self._lock:
+            self._check_open()
+            if self._read_layout_gen() != self._layout_gen:
+                self._load(recover=False, locked=False)
+                return
+            seg = self._segments[-1]
+            size = seg.file_size()
+            if size > seg.size:
+                self._scan_forward(seg, size, truncate=False)
+
+    # --- appending --------------------------------------------------------------------------------
+
+    def append(self, batches: bytes | bytearray | memoryview, *, validate: bool = True) -> AppendResult:
+        """Append one or more whole record batches; the log assigns their offsets.
+
+        ``batches`` holds batches back to back, as built by :func:`~logstore.records.build_batch`
+        (its base offsets are overwritten). With ``validate`` each batch's size and CRC are checked
+        first. Returns where the records landed once they are as durable as the topic's flush
+        policy promises. Raises CorruptRecordError for a malformed batch, RecordTooLargeError for
+        one over ``max.message.bytes``, StorageError for an I/O error (nothing is acknowledged then),
+        LogClosedError after close.
+        """
+        view = memoryview(batches)
+        if view.format != "B" or view.ndim != 1:
+            view = view.cast("B")
+        total = len(view)
+        headers = []
+        pos = 0
+        while pos < total:
+            if total - pos < RECORD_BATCH_OVERHEAD:
+                raise CorruptRecordError(f"{total - pos} trailing bytes are not a whole batch header", None, pos)
+            h = read_header(view, pos)
+            if h.batch_length < MIN_BATCH_LENGTH or pos + h.size > total:
+                raise CorruptRecordError(f"batch length {h.batch_length} does not fit the appended buffer", None, pos)
+            if h.size > self.config.max_message_bytes + LOG_OVERHEAD:
+                raise RecordTooLargeError(self.topic, self.partition, h.size, self.config.max_message_bytes)
+            if validate:
+                check_batch(view, pos, h)
+                if h.records_count <= 0 or h.last_offset_delta + 1 != h.records_count:
+                    raise CorruptRecordError(
+                        f"batch declares {h.records_count} records but lastOffsetDelta {h.last_offset_delta}",
+                        None,
+                        pos,
+                    )
+            headers.append((pos, h))
+            pos += h.size
+        if not headers:
+            raise ValueError("append needs at least one record batch")
+        log_append = self.config.message_timestamp_type == "LogAppendTime"
+        with self._lock:
+            self._check_open()
+            with self._flock:
+                self._sync_locked()
+                if not self._clean_marker_removed:
+                    remove_quietly([os.path.join(self.directory, CLEAN_FILE)])
+                    self._clean_marker_removed = True
+                next_offset = self.next_offset
+                last_offset = next_offset + sum(h.last_offset_delta + 1 for _, h in headers) - 1
+                now = self._now_ms()
+                max_ts = max(h.max_timestamp for _, h in headers) if not log_append else now
+                seg = self._maybe_roll(total, max_ts, last_offset)
+                buffers: list[Any] = []
+                offset = next_offset
+                for p, h in headers:
+                    buffers.append(offset.to_bytes(8, "big"))
+                    if log_append:
+                        buffers.append(self._stamp_log_append_time(view, p, h, now))
+                    else:
+                        buffers.append(view[p + 8 : p + h.size])
+                    offset += h.last_offset_delta + 1
+                position = seg.size
+                with seg._handle_lock:
+                    seg.write(buffers, position, total)
+                    seg.after_append(position, last_offset, max_ts, total)
+                self._unflushed += last_offset - next_offset + 1
+                if self._unflushed >= self.config.flush_messages or now - self._last_flush >= self.config.flush_ms:
+                    self._flush_locked()
+        return AppendResult(next_offset, last_offset, now if log_append else -1, seg.base_offset, position, total)
+
+    @staticmethod
+    def _stamp_log_append_time(view: Any, pos: int, h: Any, now: int) -> bytes:
+        """The batch from byte 8 on, marked LogAppendTime with maxTimestamp = now, CRC recomputed."""
+        raw = bytearray(view[pos : pos + h.size])
+        attributes = h.attributes | TIMESTAMP_TYPE_MASK
+        raw[ATTRIBUTES_OFFSET : ATTRIBUTES_OFFSET + 2] = attributes.to_bytes(2, "big")
+        raw[35:43] = now.to_bytes(8, "big", signed=True)
+        crc = crc32c(memoryview(raw)[ATTRIBUTES_OFFSET:])
+        raw[17:21] = crc.to_bytes(4, "big")
+        return bytes(raw[8:])
+
+    def append_records(
+        self,
+        values: Sequence[bytes | None],
+        keys: Sequence[bytes | None] | None = None,
+        *,
+        timestamps: int | Sequence[int] | None = None,
+        headers: Sequence[Sequence[tuple[str, bytes | None]] | None] | None = None,
+        compression_type: str = "none",
+    ) -> AppendResult:
+        """Build one batch from columns of values (and keys, timestamps, headers) and append it."""
+        codec = self.config.compression_type
+        if codec not in ("producer",):
+            compression_type = "none" if codec == "uncompressed" else codec
+        batch = build_batch(
+            values,
+            keys,
+            timestamps=timestamps,
+            headers=headers,
+            compression_type=compression_type,
+            now_ms=self._now_ms(),
+        )
+        return self.append(batch, validate=False)
+
+    def _maybe_roll(self, incoming: int, max_ts: int, last_offset: int) -> LogSegment:
+        seg = self._segments[-1]
+        cfg = self.config
+        if seg.size == 0:
+            return seg
+        reason = None
+        if seg.size > cfg.segment_bytes - incoming:
+            reason = "size"
+        elif seg.first_batch_timestamp is not None and seg.first_batch_timestamp >= 0:
+            if max_ts - seg.first_batch_timestamp > cfg.segment_ms:
+                reason = "time"
+        elif self._now_ms() - seg.created_ms > cfg.segment_ms:
+            reason = "time"
+        if reason is None and seg.indexes_full():
+            reason = "index full"
+        if reason is None and last_offset - seg.base_offset > INT32_MAX:
+            reason = "offset overflow"
+        if reason is None:
+            return seg
+        return self._roll_locked()
+
+    def _roll_locked(self) -> LogSegment:
+        """Seal the active segment and start a new one at the log end (flock held)."""
+        old = self._segments[-1]
+        new_base = old.next_offset
+        self._bump_layout()
+        old.seal()
+        new = self._new_segment(new_base, active=True)
+        new.open_files()
+        new.created_ms = self._now_ms()
+        fsync_dir(self.directory)
+        self._segments.append(new)
+        self._bases.append(new_base)
+        self._unflushed = 0
+        self._last_flush = self._now_ms()
+        # Everything before the new segment is fsynced (seal did it): advance the recovery point.
+        self.recovery_point = new_base
+        if self._on_checkpoint:
+            self._on_checkpoint(self)
+        return new
+
+    def roll(self) -> None:
+        """Start a new segment now (no-op when the active one is empty)."""
+        with self._lock:
+            self._check_open()
+            with self._flock:
+                self._sync_locked()
+                if self._segments[-1].size:
+                    self._roll_locked()
+
+    def flush(self) -> None:
+        """fsync everything appended so far by this process."""
+        with self._lock:
+            self._check_open()
+            self._flush_locked()
+
+    def _flush_locked(self) -> None:
+        self._segments[-1].flush()
+        self._unflushed = 0
+        self._last_flush = self._now_ms()
+
+    def maybe_flush(self) -> bool:
+        """fsync when ``flush.ms`` has passed since the last fsync and something is unflushed."""
+        with self._lock:
+            if self._closed or not self._unflushed:
+                return False
+            if self._now_ms() - self._last_flush >= self.config.flush_ms:
+                self._flush_locked()
+                return True
+            return False
+
+    # --- reading ----------------------------------------------------------------------------------
+
+    def _segment_for(self, offset: int) -> int:
+        return max(0, bisect.bisect_right(self._bases, offset) - 1)
+
+    def check_offset(self, offset: int) -> None:
+        """Raise OffsetOutOfRangeError unless log_start_offset <= offset <= next_offset."""
+        if offset < self.log_start_offset or offset > self.next_offset:
+            self.refresh()
+            if offset < self.log_start_offset or offset > self.next_offset:
+                raise OffsetOutOfRangeError(self.topic, self.partition, offset, self.log_start_offset, self.next_offset)
+
+    def read(self, offset: int, max_bytes: int = 1 << 20) -> bytes:
+        """Whole batches starting with the one holding ``offset`` (it may begin below ``offset``),
+        up to ``max_bytes`` but always at least one batch. Empty at the log end.
+
+        Raises OffsetOutOfRangeError outside ``[log_start_offset, next_offset]``.
+        """
+        self._check_open()
+        self.check_offset(offset)
+        if offset >= self.next_offset:
+            return b""
+        segments = self._segments
+        i = self._segment_for(offset)
+        while i < len(segments):
+            seg = segments[i]
+            found = seg.find_batch(offset)
+            if found is not None:
+                return seg.read(found[0], max_bytes)
+            i += 1
+        return b""
+
+    def read_records(self, offset: int, max_records: int | None = None, max_bytes: int = 1 << 20) -> RecordColumns:
+        """Decode the records from ``offset`` on (at most ``max_records``; about ``max_bytes`` of
+        batches, always at least one batch). Every batch's CRC is checked; raises CorruptRecordError
+        (file, position) on damage, OffsetOutOfRangeError outside the log."""
+        out = RecordColumns()
+        self._check_open()
+        self.check_offset(offset)
+        segments = self._segments
+        i = self._segment_for(offset)
+        while i < len(segments) and (max_records is None or len(out) < max_records):
+            seg = segments[i]
+            found = seg.find_batch(offset)
+            if found is None:
+                i += 1
+                continue
+            position = found[0]
+            data = seg.read(position, max_bytes)
+            pos = 0
+            while pos < len(data) and (max_records is None or len(out) < max_records):
+                h = read_header(data, pos)
+                cols = decode_batch(data, pos, header=h, path=seg.log_path, file_position=position + pos)
+                start = 0
+                if h.base_offset < offset:
+                    start = bisect.bisect_left(cols.offsets, offset)
+                out.extend(cols, start)
+                pos += h.size
+            break
+        if max_records is not None and len(out) > max_records:
+            for col in out.__slots__:
+                setattr(out, col, getattr(out, col)[:max_records])
+        return out
+
+    def offset_for_time(self, timestamp: int) -> OffsetAndTimestamp | None:
+        """The first record with timestamp >= ``timestamp`` (ms): its offset and timestamp, or None
+        when every record is older (Kafka's ListOffsets by time)."""
+        self._check_open()
+        self.refresh()
+        for seg in list(self._segments):
+            if seg.size == 0 or self._largest_timestamp(seg) < timestamp:
+                continue
+            _, start_off = seg.time_index.lookup(timestamp)
+            start_off = max(start_off, self.log_start_offset, seg.base_offset)
+            found = seg.find_batch(start_off)
+            if found is None:
+                continue
+            position = found[0]
+            while position < seg.size:
+                head = seg.pread(RECORD_BATCH_OVERHEAD, position)
+                h = read_header(head)
+                if h.max_timestamp >= timestamp:
+                    data = seg.read(position, h.size)
+                    cols = decode_batch(data, 0, header=h, path=seg.log_path, file_position=position)
+                    for off, ts in zip(cols.offsets, cols.timestamps, strict=True):
+                        if ts >= timestamp and off >= self.log_start_offset:
+                            return OffsetAndTimestamp(off, ts)
+                position += h.size
+        return None
+
+    def _largest_timestamp(self, seg: LogSegment) -> int:
+        if seg.max_timestamp == -2:
+            ts, off = seg.time_index.last_entry()
+            seg.max_timestamp, seg.offset_of_max_timestamp = ts, off
+        return seg.max_timestamp
+
+    # --- truncation -------------------------------------------------------------------------------
+
+    def truncate_to(self, offset: int) -> None:
+        """Remove every record at or after ``offset`` (whole batches: a batch holding ``offset`` goes
+        too). Raises OffsetOutOfRangeError below the log start offset."""
+        with self._lock:
+            self._check_open()
+            with self._flock:
+                self._sync_locked()
+                if offset >= self.next_offset:
+                    return
+                if offset < self.log_start_offset:
+                    raise OffsetOutOfRangeError(
+                        self.topic, self.partition, offset, self.log_start_offset, self.next_offset
+                    )
+                self._bump_layout()
+                i = self._segment_for(offset)
+                for seg in self._segments[i + 1 :]:
+                    seg.release()
+                    for p in (seg.log_path, seg.index_path, seg.timeindex_path):
+                        if os.path.exists(p):
+                            os.replace(p, p + DELETED_SUFFIX)
+                doomed = self._segments[i + 1 :]
+                del self._segments[i + 1 :]
+                del self._bases[i + 1 :]
+                seg = self._segments[i]
+                seg.activate()
+                seg.index.activate()
+                seg.time_index.activate()
+                seg.truncate_to(offset)
+                fsync_dir(self.directory)
+                for d in doomed:
+                    remove_quietly(p + DELETED_SUFFIX for p in (d.log_path, d.index_path, d.timeindex_path))
+                self.recovery_point = min(self.recovery_point, seg.next_offset)
+                if self._on_checkpoint:
+                    self._on_checkpoint(self)
+
+    # --- verification -----------------------------------------------------------------------------
+
+    def verify(self) -> list[Problem]:
+        """Check every batch's size and CRC, records parse, offsets increase across batches and
+        segments, and index entries point at the batches they name. Changes nothing; returns the
+        problems found (empty when healthy)."""
+        problems: list[Problem] = []
+        expected: int | None = None
+        with self._lock:
+            self._check_open()
+            segments = list(self._segments)
+        for seg in segments:
+            size = seg.file_size()
+            if expected is not None and seg.base_offset != expected and seg.base_offset < expected:
+                problems.append(
+                    Problem(
+                        seg.log_path,
+                        None,
+                        f"segment base offset {seg.base_offset} overlaps the previous segment (ends at {expected})",
+                    )
+                )
+            batch_positions: dict[int, int] = {}
+            position = 0
+            while position < size:
+                head = seg.pread(RECORD_BATCH_OVERHEAD, position)
+                if len(head) < RECORD_BATCH_OVERHEAD:
+                    problems.append(
+                        Problem(seg.log_path, position, f"{len(head)} trailing bytes are not a whole batch")
+                    )
+                    break
+                h = read_header(head)
+                if h.batch_length < MIN_BATCH_LENGTH or h.magic != 2 or position + h.size > size:
+                    problems.append(
+                        Problem(
+                            seg.log_path,
+                            position,
+                            "not a whole magic-2 batch (bad length or magic); the rest of the segment is unreadable",
+                        )
+                    )
+                    break
+                data = seg.pread(h.size, position)
+                try:
+                    decode_batch(data, 0, header=h, path=seg.log_path, file_position=position)
+                except CorruptDataError as e:
+                    problems.append(Problem(seg.log_path, position, e.detail))
+                except Exception as e:  # an unavailable codec, say
+                    problems.append(Problem(seg.log_path, position, str(e)))
+                if expected is not None and h.base_offset < expected:
+                    problems.append(
+                        Problem(
+                            seg.log_path,
+                            position,
+                            f"batch base offset {h.base_offset} is below the previous batch's end {expected}",
+                        )
+                    )
+                batch_positions[position] = h.last_offset
+                expected = h.next_offset
+                position += h.size
+            for off, pos in seg.index.entries_list():
+                if batch_positions.get(pos) != off:
+                    problems.append(
+                        Problem(
+                            seg.index_path,
+                            None,
+                            f"entry offset {off} -> position {pos} does not name the batch at that position",
+                        )
+                    )
+                    break
+            if seg.time_index.entries:
+                prev = -1
+                for ts, off in seg.time_index.entries_list():
+                    if ts < prev or off < seg.base_offset or (expected is not None and off >= expected):
+                        problems.append(
+                            Problem(
+                                seg.timeindex_path,
+                                None,
+                                f"entry ({ts}, {off}) is out of order or outside the segment",
+                            )
+                        )
+                        break
+                    prev = ts
+        return problems
+
+    # --- closing ----------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Flush, and if no other process has the partition open, trim the active indexes and write
+        the clean-shutdown marker. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                with self._flock:
+                    if not self._flock.is_unlinked():
+                        self._sync_locked()
+                        seg = self._segments[-1]
+                        self._flush_locked()
+                        if self._try_exclusive_open():
+                            self._write_clean_marker(seg)
+                            self.recovery_point = seg.next_offset
+                            if self._on_checkpoint:
+                                self._on_checkpoint(self)
+            finally:
+                self._closed = True
+                for seg in self._segments:
+                    seg.release()
+                try:
+                    fcntl.flock(self._open_fd, fcntl.LOCK_UN)
+                finally:
+                    os.close(self._open_fd)
+                    self._flock.close()
+
+    def _write_clean_marker(self, seg: LogSegment) -> None:
+        self._bump_layout()
+        with seg._handle_lock:
+            # Trimmed so Kafka's tools (which trust file length / entry size) read them.
+            seg.index.seal()
+            seg.time_index.seal()
+        marker = {
+            "version": 1,
+            "active_base_offset": seg.base_offset,
+            "next_offset": seg.next_offset,
+            "log_size": seg.size,
+            "index_size": os.stat(seg.index_path).st_size,
+            "timeindex_size": os.stat(seg.timeindex_path).st_size,
+            "segments": len(self._segments),
+        }
+        try:
+            atomic_write(os.path.join(self.directory, CLEAN_FILE), json.dumps(marker).encode())
+        except StorageError:
+            pass  # without the marker the next open recovers: slower, not wrong
+
+    def __repr__(self) -> str:
+        return (
+            f"PartitionLog({self.name}, start={self.log_start_offset}, next={self.next_offset}, "
+            f"segments={len(self._segments)})"
+        )
+
+    def __enter__(self) -> PartitionLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

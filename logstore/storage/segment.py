@@ -1,0 +1,436 @@
+"""One log segment: ``{base_offset:020d}.log`` plus its ``.index`` and ``.timeindex``.
+
+A segment holds record batches back to back from byte 0. The offset index gets an entry (the
+appended batch's last offset -> the position where it starts) once more than ``index.interval.bytes``
+have been appended since the previous entry, so a segment's first batch is never indexed; the time
+index gets (largest timestamp so far, offset of the batch holding it) at the same moments, when the
+timestamp grew. On roll the segment's largest timestamp is always added as a final time entry.
+
+File handles (the ``.log`` descriptor and the index maps) are opened on first use and may be released
+by the store's handle cache when the segment is idle; they are reopened transparently.
+
+Not thread-safe for mutation: the owning PartitionLog holds its lock around appends, rolls,
+truncation and recovery. Reads from other threads go through :meth:`pread`, which is guarded by a
+small per-segment lock so a release cannot close a descriptor under a reader.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..errors import CorruptLogError, CorruptRecordError, StorageError
+from ..records.batch import (
+    HEADER,
+    LOG_OVERHEAD,
+    MAGIC,
+    MAGIC_OFFSET,
+    MIN_BATCH_LENGTH,
+    RECORD_BATCH_OVERHEAD,
+    BatchHeader,
+    check_batch,
+    crc32c,
+    read_header,
+)
+from .files import INDEX_SUFFIX, LOG_SUFFIX, TIMEINDEX_SUFFIX, segment_name
+from .index import OffsetIndex, TimeIndex
+
+SCAN_CHUNK = 1 << 20  # bytes read at a time when walking a segment's batches
+
+
+@dataclass
+class RecoveryResult:
+    """What recovering a segment found: ``truncated_bytes`` cut at ``valid_size`` (a torn tail)."""
+
+    path: str
+    valid_size: int
+    truncated_bytes: int
+    batches: int
+
+
+class LogSegment:
+    """A ``.log`` file and its two sparse indexes (see the module docstring)."""
+
+    def __init__(
+        self,
+        directory: str,
+        base_offset: int,
+        *,
+        index_interval_bytes: int,
+        max_index_size: int,
+        active: bool,
+        on_open: Callable[[LogSegment], None] | None = None,
+    ) -> None:
+        self.directory = directory
+        self.base_offset = base_offset
+        self.log_path = os.path.join(directory, segment_name(base_offset, LOG_SUFFIX))
+        self.index_path = os.path.join(directory, segment_name(base_offset, INDEX_SUFFIX))
+        self.timeindex_path = os.path.join(directory, segment_name(base_offset, TIMEINDEX_SUFFIX))
+        self.index_interval_bytes = index_interval_bytes
+        self.max_index_size = max_index_size
+        self.active = active
+        self._on_open = on_open
+        self._handle_lock = threading.RLock()
+        self._fd = -1
+        self._index: OffsetIndex | None = None
+        self._time_index: TimeIndex | None = None
+        # State known to this process (set by load/recover, advanced by append):
+        self.size = 0  # valid bytes: everything before is whole batches
+        self.next_offset = base_offset
+        self.max_timestamp = -1
+        self.offset_of_max_timestamp = base_offset
+        self.first_batch_timestamp: int | None = None  # max timestamp of the first batch (segment.ms)
+        self.created_ms = 0
+        self.bytes_since_last_index_entry = 0
+
+    # --- handles ----------------------------------------------------------------------------------
+
+    def fd(self) -> int:
+        """The ``.log`` descriptor, opened on first use (read-write while active)."""
+        if self._fd < 0:
+            flags = os.O_RDWR if self.active else os.O_RDONLY
+            try:
+                self._fd = os.open(self.log_path, flags | (os.O_CREAT if self.active else 0), 0o644)
+            except OSError as e:
+                raise StorageError("open", self.log_path, e) from e
+            if self._on_open:
+                self._on_open(self)
+        return self._fd
+
+    @property
+    def index(self) -> OffsetIndex:
+        if self._index is None:
+            self._index = OffsetIndex(self.index_path, self.base_offset, self.max_index_size, active=self.active)
+            if self._on_open:
+                self._on_open(self)
+        return self._index
+
+    @property
+    def time_index(self) -> TimeIndex:
+        if self._time_index is None:
+            self._time_index = TimeIndex(self.timeindex_path, self.base_offset, self.max_index_size, active=self.active)
+            if self._on_open:
+                self._on_open(self)
+        return self._time_index
+
+    def open_files(self) -> None:
+        """Open (creating when active) the ``.log`` and both index files now."""
+        self.fd()
+        _ = self.index, self.time_index
+
+    def has_handles(self) -> bool:
+        return self._fd >= 0 or self._index is not None or self._time_index is not None
+
+    def release(self) -> None:
+        """Close descriptors and drop maps of an idle segment (reopened on next use)."""
+        with self._handle_lock:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+            if self._index is not None:
+                self._index.close()
+                self._index = None
+            if self._time_index is not None:
+                self._time_index.close()
+                self._time_index = None
+
+    close = release
+
+    def pread(self, size: int, position: int) -> bytes:
+        """Read up to ``size`` bytes at byte ``position`` of the ``.log`` (short at end of file)."""
+        with self._handle_lock:
+            try:
+                return os.pread(self.fd(), size, position)
+            except OSError as e:
+                raise StorageError("read", self.log_path, e) from e
+
+    def file_size(self) -> int:
+        with self._handle_lock:
+            return os.fstat(self.fd()).st_size
+
+    # --- appending --------------------------------------------------------------------------------
+
+    def write(self, buffers: list, position: int, total: int) -> None:
+        """Write ``buffers`` (``total`` bytes) at ``position`` with one ``pwritev`` where possible."""
+        fd = self.fd()
+        try:
+            done = 0
+            while done < total:
+                if done:
+                    # A short write (rare): finish the rest from a joined copy.
+                    rest = b"".join(bytes(b) for b in buffers)[done:]
+                    done += os.pwrite(fd, rest, position + done)
+                    continue
+                chunk = buffers[:1024]  # IOV_MAX
+                n = os.pwritev(fd, chunk, position)
+                if len(buffers) > 1024 and n == sum(len(b) for b in chunk):
+                    buffers = buffers[1024:]
+                    position += n
+                    total -= n
+                    continue
+                done += n
+        except OSError as e:
+            raise StorageError("write", self.log_path, e) from e
+
+    def after_append(
+        self, position: int, last_offset: int, max_timestamp: int, size: int, *, index: bool = True
+    ) -> None:
+        """Update state, and the indexes unless ``index`` is False, for a batch (or set of batches)
+        written at ``position``. ``index=False`` serves scans over batches another process wrote:
+        that process wrote their index entries itself."""
+        if max_timestamp > self.max_timestamp:
+            self.max_timestamp = max_timestamp
+            self.offset_of_max_timestamp = last_offset
+        if self.first_batch_timestamp is None:
+            self.first_batch_timestamp = max_timestamp
+        if index and self.bytes_since_last_index_entry > self.index_interval_bytes:
+            self.index.append(last_offset, position)
+            self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
+            self.bytes_since_last_index_entry = 0
+        self.bytes_since_last_index_entry += size
+        self.size = position + size
+        self.next_offset = last_offset + 1
+
+    def indexes_full(self) -> bool:
+        return self.index.is_full() or self.time_index.is_full()
+
+    # --- reading ----------------------------------------------------------------------------------
+
+    def find_batch(self, offset: int, limit: int | None = None) -> tuple[int, BatchHeader] | None:
+        """Position and header of the first batch whose last offset >= ``offset``, scanning from the
+        offset index's entry below ``offset``. None when no batch in ``[0, limit)`` qualifies.
+
+        An index entry that does not lead to a sane batch header (a stale index after a crash, seen
+        by a reader) is ignored and the scan restarts at byte 0.
+        """
+        limit = self.size if limit is None else limit
+        start = 0
+        if offset > self.base_offset:
+            with self._handle_lock:
+                _, start = self.index.lookup(offset)
+        if start >= limit:
+            start = 0
+        found = self._scan_for(offset, start, limit)
+        if found is None and start:
+            found = self._scan_for(offset, 0, start)
+        return found
+
+    def _scan_for(self, offset: int, position: int, limit: int) -> tuple[int, BatchHeader] | None:
+        chunk = max(self.index_interval_bytes * 2, 64 * 1024)
+        while position + RECORD_BATCH_OVERHEAD <= limit:
+            buf = self.pread(min(chunk, limit - position), position)
+            pos = 0
+            while pos + RECORD_BATCH_OVERHEAD <= len(buf):
+                h = read_header(buf, pos)
+                if h.magic != MAGIC or h.batch_length < MIN_BATCH_LENGTH:
+                    return None
+                if h.base_offset + h.last_offset_delta >= offset:
+                    return position + pos, h
+                pos += h.batch_length + LOG_OVERHEAD
+            if pos == 0:
+                return None
+            position += pos
+        return None
+
+    def read(self, position: int, max_bytes: int, limit: int | None = None) -> bytes:
+        """Whole batches from ``position`` on, at most ``max_bytes`` but always at least the first
+        batch (as Kafka's minOneMessage), never past ``limit`` (default: the valid size)."""
+        limit = self.size if limit is None else limit
+        if position >= limit:
+            return b""
+        buf = self.pread(min(max_bytes, limit - position), position)
+        end = 0
+        while end + RECORD_BATCH_OVERHEAD <= len(buf):
+            (length,) = HEADER.unpack_from(buf, end)[1:2]
+            if end + length + LOG_OVERHEAD > len(buf):
+                break
+            end += length + LOG_OVERHEAD
+        if end == 0:
+            # The first batch alone is larger than max_bytes: return it whole.
+            head = self.pread(RECORD_BATCH_OVERHEAD, position) if len(buf) < RECORD_BATCH_OVERHEAD else buf
+            if len(head) < RECORD_BATCH_OVERHEAD:
+                return b""
+            size = read_header(head).size
+            if position + size > limit:
+                return b""
+            return self.pread(size, position)
+        return buf if end == len(buf) else buf[:end]
+
+    # --- loading and recovery ---------------------------------------------------------------------
+
+    def recover(self) -> RecoveryResult:
+        """Validate every batch, rebuild both indexes, and cut a torn tail.
+
+        A tail is torn when nothing valid follows the first bad batch: the bytes are cut and the
+        count returned. Damage followed by a valid batch is not a torn write; it raises
+        CorruptLogError (file, position) and changes nothing.
+        """
+        fd = self.fd()
+        file_size = self.file_size()
+        self.index.truncate_entries(0)
+        self.time_index.truncate_entries(0)
+        self.max_timestamp, self.offset_of_max_timestamp = -1, self.base_offset
+        self.first_batch_timestamp = None
+        self.bytes_since_last_index_entry = 0
+        self.next_offset = self.base_offset
+        position = 0
+        batches = 0
+        expected_offset: int | None = None
+        bad_at: int | None = None
+        reason = ""
+        while position < file_size:
+            buf = self.pread(min(SCAN_CHUNK, file_size - position), position)
+            pos = 0
+            stop = False
+            while True:
+                if pos + RECORD_BATCH_OVERHEAD > len(buf):
+                    break
+                h = read_header(buf, pos)
+                if h.batch_length < MIN_BATCH_LENGTH or h.magic != MAGIC:
+                    bad_at, reason, stop = position + pos, "not a magic-2 batch header", True
+                    break
+                if pos + h.size > len(buf):
+                    if pos == 0:
+                        # A single batch larger than the chunk: read it whole.
+                        if position + h.size > file_size:
+                            bad_at, reason, stop = position, "batch cut off by the end of the file", True
+                            break
+                        buf = self.pread(h.size, position)
+                        continue
+                    break
+                try:
+                    check_batch(buf, pos, h, self.log_path, position + pos)
+                except CorruptRecordError as e:
+                    bad_at, reason, stop = position + pos, e.detail, True
+                    break
+                if h.base_offset < self.base_offset or (
+                    expected_offset is not None and h.base_offset < expected_offset
+                ):
+                    bad_at, reason, stop = (
+                        position + pos,
+                        f"batch offset {h.base_offset} goes backwards",
+                        True,
+                    )
+                    break
+                if h.last_offset - self.base_offset > 0x7FFFFFFF:
+                    bad_at, reason, stop = (
+                        position + pos,
+                        "batch offset overflows the segment's int32 range",
+                        True,
+                    )
+                    break
+                self.after_append(position + pos, h.last_offset, h.max_timestamp, h.size)
+                expected_offset = h.next_offset
+                batches += 1
+                pos += h.size
+            position += pos
+            if stop:
+                break
+            if pos == 0:
+                if position + RECORD_BATCH_OVERHEAD > file_size:
+                    bad_at, reason = position, "batch header cut off by the end of the file"
+                else:
+                    bad_at, reason = position, "batch cut off by the end of the file"
+                break
+        valid = position if bad_at is None else bad_at
+        if valid < file_size:
+            later = self._find_valid_batch_after(valid, file_size, expected_offset)
+            if later is not None:
+                raise CorruptLogError(
+                    f"damaged record batch ({reason}) followed by a valid batch at byte {later}: this is not a "
+                    "torn write, so nothing was truncated",
+                    self.log_path,
+                    valid,
+                    hint="Restore the file from a copy; the data before this position is intact.",
+                )
+            try:
+                os.ftruncate(fd, valid)
+                os.fsync(fd)
+            except OSError as e:
+                raise StorageError("truncate", self.log_path, e) from e
+        self.size = valid
+        return RecoveryResult(self.log_path, valid, file_size - valid, batches)
+
+    def _find_valid_batch_after(self, start: int, end: int, expected_offset: int | None) -> int | None:
+        """Position of a CRC-valid batch in ``(start, end)``, or None (the tail is garbage)."""
+        data = self.pread(end - start, start)
+        magic = bytes([MAGIC])
+        i = data.find(magic, MAGIC_OFFSET + 1)
+        while i != -1:
+            pos = i - MAGIC_OFFSET
+            if pos + RECORD_BATCH_OVERHEAD <= len(data):
+                h = read_header(data, pos)
+                plausible = (
+                    h.batch_length >= MIN_BATCH_LENGTH
+                    and pos + h.size <= len(data)
+                    and h.base_offset >= self.base_offset
+                    and (expected_offset is None or h.base_offset >= expected_offset)
+                    and h.records_count >= 0
+                )
+                if plausible and crc32c(memoryview(data)[pos + 21 : pos + h.size]) == h.crc:
+                    return start + pos
+            i = data.find(magic, i + 1)
+        return None
+
+    # --- roll, truncate, flush --------------------------------------------------------------------
+
+    def seal(self) -> None:
+        """Make the segment read-only: final max-timestamp time entry, trim indexes, fsync all."""
+        with self._handle_lock:
+            if not self.active:
+                return
+            if self.max_timestamp >= 0:
+                self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp, skip_full_check=True)
+            self.index.seal()
+            self.time_index.seal()
+            fd = self.fd()
+            os.fsync(fd)
+            os.close(fd)
+            self._fd = -1
+            self.active = False
+
+    def activate(self) -> None:
+        """Make a sealed segment the active one again (after truncation back into it)."""
+        with self._handle_lock:
+            if self.active:
+                return
+            self.release()
+            self.active = True
+
+    def truncate_to(self, offset: int) -> int:
+        """Remove every batch whose last offset >= ``offset`` (the batch holding ``offset`` and all
+        after it). Returns the new size. The segment must be active."""
+        found = self.find_batch(offset)
+        if found is None:
+            return self.size
+        position, _ = found
+        with self._handle_lock:
+            try:
+                os.ftruncate(self.fd(), position)
+                os.fsync(self.fd())
+            except OSError as e:
+                raise StorageError("truncate", self.log_path, e) from e
+            self.index.truncate_position(position)
+            self.time_index.truncate_to(offset)
+        # Recompute the end offset, largest timestamp and indexes from what is left.
+        self.recover()
+        return self.size
+
+    def flush(self) -> None:
+        """fsync the ``.log`` (indexes are rebuilt from it after a crash, so they are fsynced on seal)."""
+        with self._handle_lock:
+            try:
+                os.fsync(self.fd())
+            except OSError as e:
+                raise StorageError("fsync", self.log_path, e) from e
+
+    def flush_all(self) -> None:
+        self.flush()
+        with self._handle_lock:
+            self.index.flush()
+            self.time_index.flush()
+
+    def __repr__(self) -> str:
+        return f"LogSegment({self.log_path}, size={self.size}, next_offset={self.next_offset})"

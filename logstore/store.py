@@ -1,0 +1,540 @@
+"""A store directory: format version, topic registry, lazily opened partition logs.
+
+Layout (Kafka's names where Kafka has one)::
+
+    <store>/
+      logstore.json                       format version and store-level topic defaults
+      topics.json                         topic registry: partitions, config, topic id
+      recovery-point-offset-checkpoint    Kafka checkpoint text: <topic> <partition> <offset>
+      log-start-offset-checkpoint         same format, partitions whose start passed their first segment
+      .lock                               flock guarding the files above
+      <topic>-<partition>/                segments: 00000000000000000000.log .index .timeindex,
+                                          partition.metadata, and logstore's .logstore.* lock files
+
+Several processes may open the same store at once (see :mod:`logstore.storage.log`).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import resource
+import shutil
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .config import FSYNC_PRESETS, LONG_MAX, TopicConfig, validate_topic_config
+from .errors import (
+    InvalidConfigError,
+    InvalidTopicError,
+    LogClosedError,
+    StoreFormatError,
+    TopicExistsError,
+    UnknownPartitionError,
+    UnknownTopicError,
+)
+from .records.batch import RecordColumns
+from .storage.files import (
+    LOG_START_OFFSET_CHECKPOINT,
+    RECOVERY_POINT_CHECKPOINT,
+    TOPIC_NAME,
+    atomic_write,
+    fsync_dir,
+    partition_dir_name,
+    read_checkpoint,
+    write_checkpoint,
+)
+from .storage.locks import FileLock
+from .storage.log import AppendResult, PartitionLog, Problem
+from .storage.segment import LogSegment
+from .types import OffsetAndTimestamp, TopicPartition
+
+FORMAT_VERSION = 1
+META_FILE = "logstore.json"
+TOPICS_FILE = "topics.json"
+STORE_LOCK = ".lock"
+_STORE_FILES = {META_FILE, TOPICS_FILE, STORE_LOCK, RECOVERY_POINT_CHECKPOINT, LOG_START_OFFSET_CHECKPOINT}
+
+
+@dataclass(frozen=True)
+class PartitionInfo:
+    """One partition as :meth:`LogStore.describe_topic` sees it. Offsets are record numbers."""
+
+    partition: int
+    start_offset: int
+    end_offset: int
+    segments: int
+    size_bytes: int
+
+
+@dataclass(frozen=True)
+class TopicInfo:
+    """A topic: its partition count, its own config (``config``) and the effective one."""
+
+    name: str
+    partition_count: int
+    config: dict[str, Any]
+    effective_config: TopicConfig
+    topic_id: str
+    partitions: list[PartitionInfo] = field(default_factory=list)
+
+
+class _HandleCache:
+    """Bounds the segments holding open descriptors and maps across the store (LRU)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._lru: OrderedDict[int, LogSegment] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def touch(self, seg: LogSegment) -> None:
+        evict: list[LogSegment] = []
+        with self._lock:
+            self._lru[id(seg)] = seg
+            self._lru.move_to_end(id(seg))
+            while len(self._lru) > self.limit:
+                _, old = self._lru.popitem(last=False)
+                if old is not seg:
+                    evict.append(old)
+        for old in evict:
+            old.release()
+
+
+def _default_handle_limit() -> int:
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        soft = 65536
+    return max(16, soft // 8)  # each segment holds up to three descriptors
+
+
+class LogStore:
+    """A logstore directory, opened in this process. A context manager; ``close()`` when done.
+
+    Args:
+        path: the store directory. Created (with parents) when missing and ``create`` is true.
+        create: create a new store when ``path`` holds none (else StoreFormatError).
+        fsync: store-level durability default for topics that do not set ``flush.messages`` /
+            ``flush.ms`` themselves: ``"always"`` (fsync before an append returns; the default),
+            ``"interval"`` (at least every second) or ``"never"`` (left to the OS). See README.
+            Saved in the store when it is created; passing it on a later open overrides it for that
+            process.
+        config: further store-level topic defaults under Kafka's names (saved on creation).
+        clock: seconds since the epoch (injectable for tests).
+        lock_timeout: seconds to wait for another process's lock before StoreLockedError.
+
+    Raises StoreFormatError for a directory written by a newer logstore or one that is not a store,
+    InvalidConfigError for a bad default.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        create: bool = True,
+        fsync: str | None = None,
+        config: Mapping[str, Any] | None = None,
+        clock: Callable[[], float] = time.time,
+        lock_timeout: float | None = 60.0,
+        max_open_segments: int | None = None,
+    ) -> None:
+        self.path = os.path.abspath(os.fspath(path))
+        self._clock = clock
+        self._lock_timeout = lock_timeout
+        if fsync is not None and fsync not in FSYNC_PRESETS:
+            raise InvalidConfigError(
+                f"fsync={fsync!r} is not a durability policy.", f"Use one of: {', '.join(FSYNC_PRESETS)}."
+            )
+        self._meta = self._open_or_create(create, fsync, config)
+        self._process_defaults = FSYNC_PRESETS[fsync] if fsync is not None else {}
+        self._store_lock = FileLock(os.path.join(self.path, STORE_LOCK), lock_timeout, f"store {self.path}")
+        self._lock = threading.RLock()
+        self._logs: dict[TopicPartition, PartitionLog] = {}
+        self._topics_cache: tuple[tuple[int, int, int], dict[str, Any]] | None = None
+        self._handles = _HandleCache(max_open_segments or _default_handle_limit())
+        self._closed = False
+        self._flusher: threading.Thread | None = None
+        self._flusher_stop = threading.Event()
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], **kwargs: Any) -> LogStore:
+        """Same as ``LogStore(path, **kwargs)``."""
+        return cls(path, **kwargs)
+
+    # --- the store directory ------------------------------------------------------------------------
+
+    def _open_or_create(self, create: bool, fsync: str | None, config: Mapping[str, Any] | None) -> dict[str, Any]:
+        meta_path = os.path.join(self.path, META_FILE)
+        try:
+            with open(meta_path, encoding="utf-8") as f:
+                meta = json.load(f)
+        except FileNotFoundError:
+            meta = None
+        except ValueError as e:
+            raise StoreFormatError(
+                f"{meta_path} is not valid JSON ({e}).",
+                "Restore it from a copy; the data files are untouched.",
+            ) from None
+        if meta is not None:
+            version = meta.get("format_version")
+            if not isinstance(version, int) or version > FORMAT_VERSION:
+                raise StoreFormatError(
+                    f"store {self.path} has format version {version}; this logstore reads up to {FORMAT_VERSION}.",
+                    "Upgrade logstore to open it. Nothing was changed.",
+                )
+            return meta
+        if not create:
+            raise StoreFormatError(f"no logstore store at {self.path}.", "Create one (create=True), or check the path.")
+        if os.path.isdir(self.path):
+            stray = [n for n in os.listdir(self.path) if not n.startswith(".")]
+            if stray:
+                raise StoreFormatError(
+                    f"{self.path} is not empty and holds no {META_FILE}; refusing to make it a store.",
+                    "Pick an empty or new directory.",
+                )
+        defaults = dict(FSYNC_PRESETS[fsync or "always"])
+        defaults.update(validate_topic_config(config))
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "created_ms": int(self._clock() * 1000),
+            "defaults": defaults,
+        }
+        os.makedirs(self.path, exist_ok=True)
+        atomic_write(meta_path, (json.dumps(meta, indent=2) + "\n").encode())
+        if not os.path.exists(os.path.join(self.path, TOPICS_FILE)):
+            atomic_write(os.path.join(self.path, TOPICS_FILE), b'{"version": 1, "topics": {}}\n')
+        return meta
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise LogClosedError(f"store {self.path} is closed.", "Open it again with LogStore(path).")
+
+    def _topics(self) -> dict[str, Any]:
+        """The topic registry, re-read when another process replaced it."""
+        path = os.path.join(self.path, TOPICS_FILE)
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return {}
+        key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        cached = self._topics_cache
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        topics = data.get("topics", {})
+        self._topics_cache = (key, topics)
+        return topics
+
+    def _write_topics(self, topics: dict[str, Any]) -> None:
+        atomic_write(
+            os.path.join(self.path, TOPICS_FILE),
+            (json.dumps({"version": 1, "topics": topics}, indent=2, sort_keys=True) + "\n").encode(),
+        )
+        self._topics_cache = None
+
+    def _topic_entry(self, name: str) -> dict[str, Any]:
+        topics = self._topics()
+        entry = topics.get(name)
+        if entry is None:
+            raise UnknownTopicError(name, topics.keys(), self.path)
+        return entry
+
+    def _effective_config(self, entry: Mapping[str, Any]) -> TopicConfig:
+        return TopicConfig.from_layers(self._meta.get("defaults"), self._process_defaults, entry.get("config"))
+
+    # --- topics -------------------------------------------------------------------------------------
+
+    @staticmethod
+    def validate_topic_name(name: str) -> None:
+        """Raise InvalidTopicError unless ``name`` is a legal Kafka topic name."""
+        if not isinstance(name, str) or not TOPIC_NAME.match(name) or name in (".", ".."):
+            raise InvalidTopicError(
+                f"topic name {name!r} is not valid.",
+                "Use 1-249 characters of a-z A-Z 0-9 . _ - (not '.' or '..').",
+            )
+
+    def create_topic(
+        self,
+        name: str,
+        partitions: int = 1,
+        config: Mapping[str, Any] | None = None,
+        *,
+        exist_ok: bool = False,
+    ) -> TopicInfo:
+        """Create a topic of ``partitions`` partitions with per-topic ``config`` (Kafka's names).
+
+        Raises InvalidTopicError for an illegal name (or one colliding with an existing topic on
+        '.' versus '_'), InvalidConfigError for a bad config or partition count, TopicExistsError
+        when it exists (unless ``exist_ok``, which returns the existing topic).
+        """
+        self._check_open()
+        self.validate_topic_name(name)
+        if isinstance(partitions, bool) or not isinstance(partitions, int) or partitions < 1:
+            raise InvalidConfigError(f"partitions={partitions!r} for topic '{name}'.", "Give a whole number >= 1.")
+        own = validate_topic_config(config)
+        TopicConfig.from_layers(self._meta.get("defaults"), own)  # fail before touching disk
+        with self._store_lock:
+            topics = dict(self._topics())
+            if name in topics:
+                if exist_ok:
+                    return self.describe_topic(name)
+                raise TopicExistsError(name)
+            norm = name.replace(".", "_")
+            for other in topics:
+                if other.replace(".", "_") == norm:
+                    raise InvalidTopicError(
+                        f"topic '{name}' collides with existing topic '{other}' "
+                        "('.' and '_' are treated alike, as in Kafka).",
+                        "Pick another name.",
+                    )
+            topic_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+            for p in range(partitions):
+                d = os.path.join(self.path, partition_dir_name(name, p))
+                os.makedirs(d, exist_ok=True)
+                atomic_write(
+                    os.path.join(d, "partition.metadata"),
+                    f"version: 0\ntopic_id: {topic_id}".encode(),
+                    sync=False,
+                )
+            fsync_dir(self.path)
+            topics[name] = {
+                "partitions": partitions,
+                "config": own,
+                "topic_id": topic_id,
+                "created_ms": int(self._clock() * 1000),
+            }
+            self._write_topics(topics)
+        return self.describe_topic(name)
+
+    def list_topics(self) -> list[TopicInfo]:
+        """Every topic, sorted by name (without per-partition details)."""
+        self._check_open()
+        return [self._info(name, entry, details=False) for name, entry in sorted(self._topics().items())]
+
+    def topic_names(self) -> list[str]:
+        return sorted(self._topics())
+
+    def describe_topic(self, name: str) -> TopicInfo:
+        """A topic with, per partition, its start and end offsets, segment count and bytes.
+
+        Raises UnknownTopicError (with a did-you-mean) for a missing topic.
+        """
+        self._check_open()
+        return self._info(name, self._topic_entry(name), details=True)
+
+    def _info(self, name: str, entry: Mapping[str, Any], details: bool) -> TopicInfo:
+        parts = []
+        if details:
+            for p in range(entry["partitions"]):
+                log = self.partition(name, p)
+                log.refresh()
+                segs = log.segments
+                parts.append(
+                    PartitionInfo(p, log.log_start_offset, log.next_offset, len(segs), sum(s.size for s in segs))
+                )
+        return TopicInfo(
+            name,
+            entry["partitions"],
+            dict(entry.get("config", {})),
+            self._effective_config(entry),
+            entry.get("topic_id", ""),
+            parts,
+        )
+
+    def topic_config(self, name: str) -> TopicConfig:
+        """The effective config of a topic (Kafka defaults < store defaults < topic config)."""
+        return self._effective_config(self._topic_entry(name))
+
+    def delete_topic(self, name: str, *, missing_ok: bool = False) -> None:
+        """Delete a topic and its data. Crash-safe: the registry entry goes first, then each
+        partition directory is renamed ``<dir>.<uuid>-delete`` (Kafka's convention) and removed.
+        Raises UnknownTopicError unless ``missing_ok``."""
+        self._check_open()
+        with self._store_lock:
+            topics = dict(self._topics())
+            entry = topics.pop(name, None)
+            if entry is None:
+                if missing_ok:
+                    return
+                raise UnknownTopicError(name, topics.keys(), self.path)
+            self._write_topics(topics)
+            doomed = []
+            for p in range(entry["partitions"]):
+                tp = TopicPartition(name, p)
+                with self._lock:
+                    log = self._logs.pop(tp, None)
+                if log is not None:
+                    log.close()
+                d = os.path.join(self.path, partition_dir_name(name, p))
+                if os.path.isdir(d):
+                    gone = f"{d}.{uuid.uuid4().hex}-delete"
+                    os.replace(d, gone)
+                    doomed.append(gone)
+            fsync_dir(self.path)
+            self._drop_checkpoint_entries(name)
+        for d in doomed:
+            shutil.rmtree(d, ignore_errors=True)
+
+    # --- partitions ---------------------------------------------------------------------------------
+
+    def partition(self, topic: str, partition: int) -> PartitionLog:
+        """The log of one partition, opened (and, after a crash, recovered) on first use.
+
+        Raises UnknownTopicError / UnknownPartitionError.
+        """
+        self._check_open()
+        tp = TopicPartition(topic, partition)
+        log = self._logs.get(tp)
+        if log is not None:
+            return log
+        entry = self._topic_entry(topic)
+        if isinstance(partition, bool) or not isinstance(partition, int) or not 0 <= partition < entry["partitions"]:
+            raise UnknownPartitionError(topic, partition, entry["partitions"])
+        with self._lock:
+            log = self._logs.get(tp)
+            if log is None:
+                config = self._effective_config(entry)
+                rp = read_checkpoint(os.path.join(self.path, RECOVERY_POINT_CHECKPOINT)).get(tp, 0)
+                lso = read_checkpoint(os.path.join(self.path, LOG_START_OFFSET_CHECKPOINT)).get(tp, 0)
+                log = PartitionLog(
+                    os.path.join(self.path, partition_dir_name(topic, partition)),
+                    topic,
+                    partition,
+                    config,
+                    recovery_point=rp,
+                    log_start_offset=lso,
+                    clock=self._clock,
+                    on_checkpoint=self._checkpoint,
+                    on_segment_open=self._handles.touch,
+                    lock_timeout=self._lock_timeout,
+                )
+                self._logs[tp] = log
+                if config.flush_ms < LONG_MAX:
+                    self._start_flusher()
+        return log
+
+    def _checkpoint(self, log: PartitionLog) -> None:
+        """Persist a partition's recovery point (and log start offset) in Kafka's checkpoint files."""
+        tp = (log.topic, log.partition)
+        with self._store_lock:
+            path = os.path.join(self.path, RECOVERY_POINT_CHECKPOINT)
+            entries = read_checkpoint(path)
+            if entries.get(tp) != log.recovery_point:
+                entries[tp] = log.recovery_point
+                write_checkpoint(path, entries)
+            path = os.path.join(self.path, LOG_START_OFFSET_CHECKPOINT)
+            entries = read_checkpoint(path)
+            first = log.segments[0].base_offset
+            if log.log_start_offset > first:
+                if entries.get(tp) != log.log_start_offset:
+                    entries[tp] = log.log_start_offset
+                    write_checkpoint(path, entries)
+            elif tp in entries:
+                del entries[tp]
+                write_checkpoint(path, entries)
+
+    def _drop_checkpoint_entries(self, topic: str) -> None:
+        for name in (RECOVERY_POINT_CHECKPOINT, LOG_START_OFFSET_CHECKPOINT):
+            path = os.path.join(self.path, name)
+            entries = read_checkpoint(path)
+            kept = {k: v for k, v in entries.items() if k[0] != topic}
+            if len(kept) != len(entries):
+                write_checkpoint(path, kept)
+
+    def _start_flusher(self) -> None:
+        if self._flusher is not None:
+            return
+
+        def run() -> None:
+            while not self._flusher_stop.wait(0.05):
+                for log in list(self._logs.values()):
+                    try:
+                        log.maybe_flush()
+                    except Exception:  # a failed fsync surfaces on the next append or flush
+                        pass
+
+        self._flusher = threading.Thread(target=run, name="logstore-flusher", daemon=True)
+        self._flusher.start()
+
+    # --- data ---------------------------------------------------------------------------------------
+
+    def append(
+        self,
+        topic: str,
+        partition: int,
+        values: Sequence[bytes | None],
+        keys: Sequence[bytes | None] | None = None,
+        *,
+        timestamps: int | Sequence[int] | None = None,
+        headers: Sequence[Sequence[tuple[str, bytes | None]] | None] | None = None,
+        compression_type: str = "none",
+    ) -> AppendResult:
+        """Append one batch built from ``values`` (and keys, timestamps in ms, headers) to a
+        partition; returns its offsets once durable per the topic's flush policy."""
+        return self.partition(topic, partition).append_records(
+            values, keys, timestamps=timestamps, headers=headers, compression_type=compression_type
+        )
+
+    def read(self, topic: str, partition: int, offset: int, max_records: int | None = None) -> RecordColumns:
+        """Records of a partition from ``offset`` on (see :meth:`PartitionLog.read_records`)."""
+        return self.partition(topic, partition).read_records(offset, max_records)
+
+    def offset_for_time(self, topic: str, partition: int, timestamp: int) -> OffsetAndTimestamp | None:
+        """First record at or after ``timestamp`` (ms) in a partition, or None."""
+        return self.partition(topic, partition).offset_for_time(timestamp)
+
+    def verify(self, topic: str | None = None) -> list[Problem]:
+        """Check every partition (of ``topic``, or all): see :meth:`PartitionLog.verify`. Also checks
+        that the checkpoint files parse. Changes nothing."""
+        problems: list[Problem] = []
+        for name in (RECOVERY_POINT_CHECKPOINT, LOG_START_OFFSET_CHECKPOINT):
+            try:
+                read_checkpoint(os.path.join(self.path, name))
+            except Exception as e:
+                problems.append(Problem(os.path.join(self.path, name), None, str(e)))
+        names = [topic] if topic is not None else self.topic_names()
+        for name in names:
+            entry = self._topic_entry(name)
+            for p in range(entry["partitions"]):
+                problems += self.partition(name, p).verify()
+        return problems
+
+    def flush(self) -> None:
+        """fsync every open partition."""
+        for log in list(self._logs.values()):
+            log.flush()
+
+    def close(self) -> None:
+        """Flush and close every partition (writing clean-shutdown markers). Idempotent."""
+        if self._closed:
+            return
+        self._flusher_stop.set()
+        if self._flusher is not None:
+            self._flusher.join()
+        errors = []
+        with self._lock:
+            for log in self._logs.values():
+                try:
+                    log.close()
+                except Exception as e:
+                    errors.append(e)
+            self._logs.clear()
+            self._closed = True
+        self._store_lock.close()
+        if errors:
+            raise errors[0]
+
+    def __enter__(self) -> LogStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"LogStore({self.path!r})"
