@@ -70,15 +70,20 @@ class _Index:
         return lo
 
     def _ensure_map(self) -> np.memmap:
+        """Map the file through our own descriptor. An active index (written under the partition
+        flock) maps its whole preallocated length; a sealed one, or one another process may be
+        writing, maps only its validated entries, which no trim can cut (see the module doc)."""
         m = self._map
-        if m is None or len(m) < self.entries * self.entry_size:
-            size = os.fstat(self._fd).st_size
-            if size == 0:
-                raise CorruptIndexError("index file is empty but has entries", self.path)
-            m = np.memmap(self.path, dtype=np.uint8, mode="r+" if self.active else "r", shape=(size,))
+        need = self.entries * self.entry_size
+        if m is None or len(m) < need:
+            length = os.fstat(self._fd).st_size if self.active else need
+            if length == 0 or length < need:
+                raise CorruptIndexError(f"index file is shorter than its {self.entries} entries", self.path)
+            fobj = open(self._fd, "r+b" if self.active else "rb", buffering=0, closefd=False)  # noqa: SIM115
+            m = np.memmap(fobj, dtype=np.uint8, mode="r+" if self.active else "r", shape=(length,))
             self._map = m
             self._keys = np.ndarray(
-                shape=(size // self.entry_size,),
+                shape=(length // self.entry_size,),
                 dtype=f"S{self.key_size}",
                 buffer=m,
                 offset=0,
@@ -167,7 +172,9 @@ class _Index:
             self._fd = -1
 
     def refresh(self, limit_position: int | None = None) -> None:
-        """Discover entries another process appended, reading them with ``pread`` (never the map)."""
+        """Discover entries another process appended, reading them with ``pread`` (never the map).
+        Only entries pointing below ``limit_position`` (a byte position for the offset index, an
+        offset for the time index) are accepted: the caller has validated the log up to there."""
         es = self.entry_size
         while True:
             raw = os.pread(self._fd, es * 64, self.entries * es)

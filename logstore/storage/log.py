@@ -203,7 +203,9 @@ class PartitionLog:
         return int.from_bytes(raw, "big") if len(raw) == 8 else 0
 
     def _bump_layout(self) -> None:
-        """Tell other processes the segment list is about to change (call with the flock held)."""
+        """Advance the layout generation (flock held). Readers compare it with the value they read
+        *before* listing the directory, so a change is bumped both before and after it: a reader
+        that listed mid-change sees the second bump and lists again."""
         gen = self._read_layout_gen() + 1
         os.pwrite(self._flock.fd, gen.to_bytes(8, "big"), 0)
         self._layout_gen = gen
@@ -249,6 +251,7 @@ class PartitionLog:
         partition open, so leftovers may be removed and an unclean log recovered. ``locked``: the
         flock is held, so a torn tail may be cut and a missing first segment created."""
         report = LoadReport()
+        self._layout_gen = self._read_layout_gen()  # before listing: see _bump_layout
         bases, leftovers = self._list_dir()
         if recover and leftovers:
             remove_quietly(leftovers)
@@ -263,7 +266,6 @@ class PartitionLog:
                             report.removed_files.append(os.path.join(self.directory, name))
                     except ValueError:
                         pass
-        self._layout_gen = self._read_layout_gen()
         for seg in self._segments:
             seg.release()
         if not bases:
@@ -337,6 +339,7 @@ class PartitionLog:
                 # The index does not match the log (a crash left it stale): rebuild both from the log.
                 self._bump_layout()
                 self._recover_segment(seg, self.load_report)
+                self._bump_layout()
                 return
         ts, off = seg.time_index.last_entry()
         seg.max_timestamp, seg.offset_of_max_timestamp = ts, off
@@ -404,9 +407,14 @@ class PartitionLog:
                 os.fsync(seg.fd())
                 seg.index.truncate_position(position)
                 seg.time_index.truncate_to(seg.next_offset)
+            self._bump_layout()
             self.load_report.truncations.append(RecoveryResult(seg.log_path, position, file_size - position, 0))
         # Without the flock a tail past `position` may be a batch still being written: left alone.
         seg.index.refresh(limit_position=position)
+        seg.time_index.refresh(limit_position=seg.next_offset)
+        ts, off = seg.time_index.last_entry()
+        if ts > seg.max_timestamp:
+            seg.max_timestamp, seg.offset_of_max_timestamp = ts, off
 
     def _recover_segment(self, seg: LogSegment, report: LoadReport) -> RecoveryResult:
         was_active = seg.active
@@ -432,7 +440,7 @@ class PartitionLog:
         for j in range(i, len(segs)):
             seg = segs[j]
             result = self._recover_segment(seg, report)
-            if j < len(segs) - 1:
+            if j < len(segs) - 1 and not result.truncated_bytes:
                 seg.next_offset = segs[j + 1].base_offset
             if result.truncated_bytes and j < len(segs) - 1:
                 # Data after a torn segment cannot be trusted to follow it: drop later segments.
@@ -458,6 +466,7 @@ class PartitionLog:
         active.index.activate()
         active.time_index.activate()
         active.flush()
+        self._bump_layout()
         self.recovery_point = active.next_offset
         if self._on_checkpoint:
             self._on_checkpoint(self)
@@ -553,8 +562,15 @@ class PartitionLog:
                     seg.write(buffers, position, total)
                     seg.after_append(position, last_offset, max_ts, total)
                 self._unflushed += last_offset - next_offset + 1
-                if self._unflushed >= self.config.flush_messages or now - self._last_flush >= self.config.flush_ms:
-                    self._flush_locked()
+                sync = self._unflushed >= self.config.flush_messages or now - self._last_flush >= self.config.flush_ms
+                if sync:
+                    self._unflushed = 0
+                    self._last_flush = now
+        # fsync after releasing the locks (still before returning): other writers append meanwhile,
+        # and one fsync covers their bytes too. flock is not fair; holding it across the fsync let
+        # one busy writer starve the others.
+        if sync:
+            seg.flush()
         return AppendResult(next_offset, last_offset, now if log_append else -1, seg.base_offset, position, total)
 
     @staticmethod
@@ -624,6 +640,7 @@ class PartitionLog:
         fsync_dir(self.directory)
         self._segments.append(new)
         self._bases.append(new_base)
+        self._bump_layout()
         self._unflushed = 0
         self._last_flush = self._now_ms()
         # Everything before the new segment is fsynced (seal did it): advance the recovery point.
@@ -695,32 +712,39 @@ class PartitionLog:
         return b""
 
     def read_records(self, offset: int, max_records: int | None = None, max_bytes: int = 1 << 20) -> RecordColumns:
-        """Decode the records from ``offset`` on (at most ``max_records``; about ``max_bytes`` of
-        batches, always at least one batch). Every batch's CRC is checked; raises CorruptRecordError
-        (file, position) on damage, OffsetOutOfRangeError outside the log."""
+        """Decode the records from ``offset`` on: at most ``max_records``, from about ``max_bytes`` of
+        batches (always at least one batch), continuing across segments.
+
+        Every batch's CRC is checked; raises CorruptRecordError (file, position) on damage,
+        OffsetOutOfRangeError outside ``[log_start_offset, next_offset]``.
+        """
         out = RecordColumns()
         self._check_open()
         self.check_offset(offset)
         segments = self._segments
         i = self._segment_for(offset)
-        while i < len(segments) and (max_records is None or len(out) < max_records):
+        budget = max_bytes
+        while i < len(segments) and budget > 0 and (max_records is None or len(out) < max_records):
             seg = segments[i]
             found = seg.find_batch(offset)
             if found is None:
                 i += 1
                 continue
             position = found[0]
-            data = seg.read(position, max_bytes)
+            data = seg.read(position, budget if len(out) else max(budget, 1))
+            if not data:
+                break
+            budget -= len(data)
             pos = 0
             while pos < len(data) and (max_records is None or len(out) < max_records):
                 h = read_header(data, pos)
                 cols = decode_batch(data, pos, header=h, path=seg.log_path, file_position=position + pos)
-                start = 0
-                if h.base_offset < offset:
-                    start = bisect.bisect_left(cols.offsets, offset)
+                start = bisect.bisect_left(cols.offsets, offset) if h.base_offset < offset else 0
                 out.extend(cols, start)
+                offset = max(offset, h.next_offset)
                 pos += h.size
-            break
+            if position + len(data) >= seg.size:
+                i += 1
         if max_records is not None and len(out) > max_records:
             for col in out.__slots__:
                 setattr(out, col, getattr(out, col)[:max_records])
@@ -789,6 +813,7 @@ class PartitionLog:
                 seg.time_index.activate()
                 seg.truncate_to(offset)
                 fsync_dir(self.directory)
+                self._bump_layout()
                 for d in doomed:
                     remove_quietly(p + DELETED_SUFFIX for p in (d.log_path, d.index_path, d.timeindex_path))
                 self.recovery_point = min(self.recovery_point, seg.next_offset)
@@ -913,6 +938,7 @@ class PartitionLog:
             # Trimmed so Kafka's tools (which trust file length / entry size) read them.
             seg.index.seal()
             seg.time_index.seal()
+        self._bump_layout()
         marker = {
             "version": 1,
             "active_base_offset": seg.base_offset,
