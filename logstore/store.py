@@ -31,6 +31,7 @@ from typing import Any
 
 from .config import FSYNC_PRESETS, LONG_MAX, TopicConfig, validate_topic_config
 from .errors import (
+    CorruptDataError,
     InvalidConfigError,
     InvalidTopicError,
     LogClosedError,
@@ -502,7 +503,12 @@ class LogStore:
         for name in names:
             entry = self._topic_entry(name)
             for p in range(entry["partitions"]):
-                problems += self.partition(name, p).verify()
+                try:
+                    log = self.partition(name, p)
+                except CorruptDataError as e:  # damage found while opening: report, keep going
+                    problems.append(Problem(e.path or f"{name}-{p}", e.position, e.detail))
+                    continue
+                problems += log.verify()
         return problems
 
     def flush(self) -> None:

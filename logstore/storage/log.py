@@ -66,12 +66,14 @@ from .files import (
     DELETED_SUFFIX,
     INDEX_SUFFIX,
     LOG_SUFFIX,
+    RECOVERY_POINT_CHECKPOINT,
     SWAP_SUFFIX,
     TIMEINDEX_SUFFIX,
     TMP_SUFFIX,
     atomic_write,
     fsync_dir,
     offset_from_name,
+    read_checkpoint,
     remove_quietly,
 )
 from .locks import FileLock
@@ -294,7 +296,7 @@ class PartitionLog:
             if recover:
                 for seg in missing:
                     self._recover_segment(seg, report)
-            self._load_active_tail(active, truncate=locked)
+            self._load_active_tail(active, truncate=locked, trusted=clean)
         if recover:
             self._clean_marker_removed = False
         self.log_start_offset = max(self.log_start_offset, self._segments[0].base_offset)
@@ -320,8 +322,12 @@ class PartitionLog:
         except (KeyError, OSError):
             return False
 
-    def _load_active_tail(self, seg: LogSegment, truncate: bool) -> None:
-        """Find the valid end of the active segment, scanning forward from its last index entry."""
+    def _load_active_tail(self, seg: LogSegment, truncate: bool, trusted: bool = False) -> None:
+        """Find the valid end of the active segment, scanning forward from its last index entry.
+
+        ``trusted``: the clean-shutdown marker matched, so the file holds whole, fsynced batches:
+        walk the headers only (no CRC) and treat any mismatch as damage, never as a torn tail.
+        """
         seg.size = 0
         seg.next_offset = seg.base_offset
         position = 0
@@ -351,15 +357,17 @@ class PartitionLog:
         seg.size = position
         if position:
             seg.next_offset = batch_base  # the scan below starts with the indexed batch
-        self._scan_forward(seg, file_size, truncate)
+        self._scan_forward(seg, file_size, truncate, trusted=trusted)
         seg.created_ms = self._now_ms()
 
-    def _scan_forward(self, seg: LogSegment, file_size: int, truncate: bool) -> None:
+    def _scan_forward(self, seg: LogSegment, file_size: int, truncate: bool, trusted: bool = False) -> None:
         """Advance ``seg`` over whole, CRC-valid batches from its known size up to ``file_size``.
 
         With ``truncate`` (flock held) an invalid tail is a dead writer's torn write and is cut,
-        unless a valid batch follows it (then CorruptLogError). Without, the tail is left alone: it
-        may be a batch another process is writing right now.
+        unless it lies below the recovery point (fsynced data) or a valid batch follows it: both
+        are damage and raise CorruptLogError. Without ``truncate`` the tail is left alone: it may be
+        a batch another process is writing right now. ``trusted`` skips CRCs (a clean open) and
+        makes any invalid tail an error.
         """
         position = seg.size
         while position < file_size:
@@ -376,11 +384,12 @@ class PartitionLog:
                         buf = seg.pread(h.size, position)
                         continue
                     break
-                try:
-                    check_batch(buf, pos, h)
-                except CorruptRecordError:
-                    bad = True
-                    break
+                if not trusted:
+                    try:
+                        check_batch(buf, pos, h)
+                    except CorruptRecordError:
+                        bad = True
+                        break
                 if h.base_offset < seg.next_offset and seg.size > 0:
                     bad = True
                     break
@@ -392,7 +401,22 @@ class PartitionLog:
             if bad or pos == 0:
                 break
         seg.size = position
+        if position < file_size and trusted:
+            raise CorruptLogError(
+                "segment does not end on a whole batch where its clean-shutdown marker says it does",
+                seg.log_path,
+                position,
+                hint="Restore the file from a copy; the data before this position is intact.",
+            )
         if position < file_size and truncate:
+            durable = max(self.recovery_point, self._checkpointed_recovery_point())
+            if seg.next_offset < durable:
+                raise CorruptLogError(
+                    f"damaged record batch inside fsynced data (below the recovery point {durable}); not truncating",
+                    seg.log_path,
+                    position,
+                    hint="Restore the file from a copy; the data before this position is intact.",
+                )
             later = seg._find_valid_batch_after(position, file_size, seg.next_offset)
             if later is not None:
                 raise CorruptLogError(
@@ -416,10 +440,19 @@ class PartitionLog:
         if ts > seg.max_timestamp:
             seg.max_timestamp, seg.offset_of_max_timestamp = ts, off
 
+    def _checkpointed_recovery_point(self) -> int:
+        """This partition's recovery point in the store's checkpoint file (other processes may have
+        advanced it); 0 when there is none."""
+        path = os.path.join(os.path.dirname(self.directory), RECOVERY_POINT_CHECKPOINT)
+        try:
+            return read_checkpoint(path).get((self.topic, self.partition), 0)
+        except CorruptDataError:
+            return 0
+
     def _recover_segment(self, seg: LogSegment, report: LoadReport) -> RecoveryResult:
         was_active = seg.active
         seg.activate()
-        result = seg.recover()
+        result = seg.recover(durable_offset=self.recovery_point)
         report.recovered.append(seg.log_path)
         if result.truncated_bytes:
             report.truncations.append(result)
@@ -918,10 +951,11 @@ class PartitionLog:
                         seg = self._segments[-1]
                         self._flush_locked()
                         if self._try_exclusive_open():
-                            self._write_clean_marker(seg)
+                            # Recovery point first: the marker promises everything is fsynced.
                             self.recovery_point = seg.next_offset
                             if self._on_checkpoint:
                                 self._on_checkpoint(self)
+                            self._write_clean_marker(seg)
             finally:
                 self._closed = True
                 for seg in self._segments:

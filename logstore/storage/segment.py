@@ -260,12 +260,13 @@ class LogSegment:
 
     # --- loading and recovery ---------------------------------------------------------------------
 
-    def recover(self) -> RecoveryResult:
+    def recover(self, durable_offset: int = 0) -> RecoveryResult:
         """Validate every batch, rebuild both indexes, and cut a torn tail.
 
         A tail is torn when nothing valid follows the first bad batch: the bytes are cut and the
-        count returned. Damage followed by a valid batch is not a torn write; it raises
-        CorruptLogError (file, position) and changes nothing.
+        count returned. Damage followed by a valid batch, or a bad batch below ``durable_offset``
+        (the recovery point: data known to be fsynced), is not a torn write; it raises
+        CorruptLogError (file, position) and cuts nothing.
         """
         fd = self.fd()
         file_size = self.file_size()
@@ -336,6 +337,14 @@ class LogSegment:
                 break
         valid = position if bad_at is None else bad_at
         if valid < file_size:
+            if self.next_offset < durable_offset:
+                raise CorruptLogError(
+                    f"damaged record batch ({reason}) inside fsynced data (below the recovery point "
+                    f"{durable_offset}): this is not a torn write, so nothing was truncated",
+                    self.log_path,
+                    valid,
+                    hint="Restore the file from a copy; the data before this position is intact.",
+                )
             later = self._find_valid_batch_after(valid, file_size, expected_offset)
             if later is not None:
                 raise CorruptLogError(

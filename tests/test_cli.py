@@ -1,0 +1,102 @@
+"""The CLI: exact output, exit codes, errors on stderr, every command documented."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from cli.main import cli
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture
+def run(tmp_path):
+    runner = CliRunner()
+
+    def invoke(*args, input=None):
+        return runner.invoke(cli, ["--dir", str(tmp_path / "s"), *args], input=input, catch_exceptions=False)
+
+    return invoke
+
+
+def test_create_list_describe(run):
+    r = run("topic", "create", "orders", "-p", "2", "--config", "retention.ms=7d")
+    assert (r.exit_code, r.stdout) == (0, "Created topic orders.\n")
+    assert run("topic", "list").stdout == "orders\n"
+    out = run("topic", "describe", "orders").stdout.splitlines()
+    assert out[0].startswith("Topic: orders\t")
+    assert "PartitionCount: 2" in out[0] and "retention.ms=604800000 (1w)" in out[0]
+    assert out[1] == "\tTopic: orders\tPartition: 0\tStartOffset: 0\tEndOffset: 0\tSegments: 1\tSize: 0 (0B)"
+    doc = json.loads(run("--output", "json", "topic", "describe", "orders").stdout)
+    assert doc[0]["partition_count"] == 2 and doc[0]["configs"] == {"retention.ms": 604800000}
+
+
+def test_exit_codes_and_one_line_errors(run):
+    run("topic", "create", "orders")
+    r = run("topic", "create", "orders")
+    assert r.exit_code == 4 and r.stdout == ""
+    assert r.stderr.startswith("Error: topic 'orders' already exists.") and r.stderr.count("\n") == 1
+    assert run("topic", "create", "orders", "--if-not-exists").exit_code == 0
+    r = run("topic", "describe", "ordrs")
+    assert r.exit_code == 3 and "Did you mean 'orders'?" in r.stderr
+    r = run("topic", "create", "x", "--config", "retention.mss=1")
+    assert r.exit_code == 2 and "retention.ms" in r.stderr
+    r = run("topic", "create", "x", "--config", "nonsense")
+    assert r.exit_code == 2
+    assert "Traceback" not in r.stderr
+
+
+def test_delete_needs_yes_off_a_terminal(run):
+    run("topic", "create", "t")
+    r = run("topic", "delete", "t")
+    assert r.exit_code == 2 and "--yes" in r.stderr
+    r = run("topic", "delete", "t", "--dry-run")
+    assert r.exit_code == 0 and r.stdout.startswith("Would delete topic t")
+    assert run("topic", "delete", "t", "--yes").stdout == "Deleted topic t.\n"
+    assert run("topic", "delete", "t", "--yes", "--if-exists").exit_code == 0
+    assert run("topic", "delete", "t", "--yes").exit_code == 3
+
+
+def test_verify_reports_damage_and_exits_1(run, tmp_path):
+    run("demo", "--input", os.path.join(ROOT, "data", "events.jsonl"))
+    assert run("verify").exit_code == 0
+    seg = tmp_path / "s" / "events-0" / "00000000000000000000.log"
+    data = bytearray(seg.read_bytes())
+    data[100] ^= 0xFF
+    seg.write_bytes(bytes(data))
+    r = run("verify")
+    assert r.exit_code == 1
+    assert str(seg) in r.stdout and "at byte 0" in r.stdout and "CRC" in r.stdout
+
+
+def test_demo_prints_what_it_did(run):
+    r = run("demo", "--input", os.path.join(ROOT, "data", "events.jsonl"))
+    assert r.exit_code == 0
+    assert "appending" in r.stdout and "verify: 0 problem(s)" in r.stdout
+    r2 = run("demo", "--input", os.path.join(ROOT, "data", "events.jsonl"))
+    assert r2.exit_code == 0  # runs again on the same store, appending after what is there
+
+
+def test_every_command_has_help():
+    def walk(group, path):
+        for name, cmd in group.commands.items():
+            yield [*path, name], cmd
+            if hasattr(cmd, "commands"):
+                yield from walk(cmd, [*path, name])
+
+    runner = CliRunner()
+    for path, cmd in walk(cli, []):
+        assert cmd.help, f"{' '.join(path)} has no help"
+        r = runner.invoke(cli, [*path, "--help"])
+        assert r.exit_code == 0
+
+
+def test_version_and_dir_env(tmp_path):
+    runner = CliRunner()
+    assert "logstore, version" in runner.invoke(cli, ["--version"]).stdout
+    r = runner.invoke(cli, ["topic", "create", "t"], env={"LOGSTORE_DIR": str(tmp_path / "e")})
+    assert r.exit_code == 0 and os.path.exists(tmp_path / "e" / "topics.json")
