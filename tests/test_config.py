@@ -47,7 +47,7 @@ def test_sizes(text, n):
 
 @pytest.mark.parametrize("bad", ["soon", "7 days", "P", "1.5.2h", True])
 def test_bad_durations_name_the_key(bad):
-    with pytest.raises(InvalidConfigError, match="retention.ms"):
+    with pytest.raises(InvalidConfigError, match=r"retention\.ms"):
         validate_topic_config({"retention.ms": bad})
 
 
@@ -73,7 +73,7 @@ def test_choices_and_suggestions():
     assert validate_topic_config({"message.timestamp.type": "logappendtime"}) == {
         "message.timestamp.type": "LogAppendTime"
     }
-    with pytest.raises(InvalidConfigError, match="Did you mean 'segment.bytes'"):
+    with pytest.raises(InvalidConfigError, match=r"Did you mean 'segment\.bytes'"):
         validate_topic_config({"segment.byte": 10})
-    with pytest.raises(InvalidConfigError, match="compression.type"):
+    with pytest.raises(InvalidConfigError, match=r"compression\.type"):
         validate_topic_config({"compression.type": "brotli"})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -32,7 +33,7 @@ def test_create_describe_list(store):
     assert [t.name for t in store.list_topics()] == ["orders"]
     for p in range(3):
         assert os.path.isdir(os.path.join(store.path, f"orders-{p}"))
-        meta = open(os.path.join(store.path, f"orders-{p}", "partition.metadata")).read()
+        meta = Path(store.path, f"orders-{p}", "partition.metadata").read_text()
         assert meta.startswith("version: 0\ntopic_id: ") and len(meta.split()[-1]) == 22
 
 
@@ -154,7 +155,7 @@ def test_checkpoints_use_kafkas_text_format(store):
     store.create_topic("t", config={"segment.bytes": 200})
     for _ in range(5):
         store.append("t", 0, [b"x" * 100])
-    text = open(os.path.join(store.path, "recovery-point-offset-checkpoint")).read().splitlines()
+    text = Path(store.path, "recovery-point-offset-checkpoint").read_text().splitlines()
     assert text[0] == "0" and int(text[1]) == len(text) - 2
     topic, part, off = text[2].split()
     assert (topic, int(part)) == ("t", 0) and int(off) > 0

@@ -473,6 +473,8 @@ def _walk_lengths(data: bytes, count: int) -> tuple[np.ndarray, np.ndarray]:
     while done < count:
         if p >= size:
             raise ValueError(f"{count} records declared but the data ends after record {done - 1}")
+        if p < 0:
+            raise ValueError(f"record {done - 1} declares a negative body length")
         length, body = decode_varint(data, p)
         stride = body - p + length
         if length < _MIN_RECORD_BODY:

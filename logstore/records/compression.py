@@ -132,6 +132,8 @@ def decompress(codec: int, data: bytes | memoryview) -> bytes:
                 rest = d.unused_data
                 d = zlib.decompressobj(47)
                 out += d.decompress(rest)
+            if not d.eof:
+                raise ValueError("bad gzip stream: truncated (no end of stream)")
             return out
         except zlib.error as e:
             raise ValueError(f"bad gzip stream: {e}") from None
@@ -159,11 +161,16 @@ def decompress(codec: int, data: bytes | memoryview) -> bytes:
         if _zstd is not None:
             try:
                 # A frame may omit its content size (Java writes none) and a stream may hold
-                # several frames: read across frames with a streaming reader.
-                import io
-
-                with _zstd.ZstdDecompressor().stream_reader(io.BytesIO(data), read_across_frames=True) as r:
-                    return r.read()
+                # several frames: decompress frame by frame, and insist each one is complete.
+                parts, rest = [], bytes(data)
+                while True:
+                    d = _zstd.ZstdDecompressor().decompressobj()
+                    parts.append(d.decompress(rest))
+                    if not d.eof:
+                        raise ValueError("bad zstd data: truncated frame")
+                    rest = d.unused_data
+                    if not rest:
+                        return b"".join(parts)
             except _zstd.ZstdError as e:
                 raise ValueError(f"bad zstd data: {e}") from None
         if _cramjam is not None:
