@@ -249,3 +249,42 @@ def test_any_sequence_of_appends_reads_back_exactly(tmp_path_factory, batches, c
         for probe in range(0, len(expected), max(1, len(expected) // 7)):
             assert log.read_records(probe, max_records=1).values == [expected[probe]]
     log.close()
+
+
+def test_threads_append_and_read_one_partition(open_log):
+    import threading
+
+    log = open_log(segment_bytes=8192, index_interval_bytes=256)
+    errors = []
+    seen_max = [0]
+
+    def writer(tag):
+        try:
+            for i in range(0, 300, 3):
+                log.append_records([f"{tag}-{j}".encode() for j in range(i, i + 3)])
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    def reader():
+        try:
+            offset = 0
+            while offset < 1200:
+                if offset >= log.next_offset:
+                    continue
+                cols = log.read_records(offset)
+                assert cols.offsets == list(range(offset, offset + len(cols)))
+                offset = cols.offsets[-1] + 1
+                seen_max[0] = offset
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=writer, args=(t,)) for t in "ABCD"] + [threading.Thread(target=reader)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert errors == []
+    assert seen_max[0] == 1200
+    values = [v.decode() for v in log.read_records(0, max_bytes=1 << 22).values]
+    for tag in "ABCD":
+        assert [v for v in values if v.startswith(tag)] == [f"{tag}-{j}" for j in range(300)]
