@@ -177,25 +177,31 @@ class RecordColumns:
 # --- building -------------------------------------------------------------------------------------
 
 
-def _lengths(items: Sequence[bytes | None], what: str) -> tuple[np.ndarray, Sequence[bytes]]:
-    """Lengths (-1 for None) of a column of bytes, and the column with None replaced by b""."""
-    n = len(items)
+def _lengths(items: Sequence[bytes | None], what: str) -> tuple[int | None, np.ndarray | None, Sequence[bytes]]:
+    """Lengths of a column of bytes (-1 for None) and the column with None replaced by b"".
+
+    Returns ``(constant, lengths, items)``: ``constant`` is the common length when every item has
+    the same one (then ``lengths`` is None and no numpy work is needed), else None.
+    """
     try:
-        return np.fromiter(map(len, items), np.int64, n), items
+        lens = list(map(len, items))
     except TypeError:
-        pass
-    lens = np.empty(n, np.int64)
-    out: list[bytes] = []
-    for i, item in enumerate(items):
-        if item is None:
-            lens[i] = -1
-            out.append(b"")
-        elif isinstance(item, (bytes, bytearray, memoryview)):
-            lens[i] = len(item)
-            out.append(item)
-        else:
-            raise TypeError(f"record {what} {i} is {type(item).__name__}; expected bytes or None")
-    return lens, out
+        lens = []
+        out: list[bytes] = []
+        for i, item in enumerate(items):
+            if item is None:
+                lens.append(-1)
+                out.append(b"")
+            elif isinstance(item, (bytes, bytearray, memoryview)):
+                lens.append(len(item))
+                out.append(item)
+            else:
+                raise TypeError(f"record {what} {i} is {type(item).__name__}; expected bytes or None") from None
+        items = out
+    lo, hi = min(lens), max(lens)
+    if lo == hi:
+        return lo, None, items
+    return None, np.array(lens, dtype=np.int64), items
 
 
 def _encode_headers(headers: Sequence[tuple[str, bytes | None]] | None) -> bytes:
@@ -216,6 +222,35 @@ def _encode_headers(headers: Sequence[tuple[str, bytes | None]] | None) -> bytes
     return b"".join(parts)
 
 
+_OD_TABLES: dict[tuple[bytes, bytes], list[bytes]] = {}
+_OD_SIZES = np.zeros(0, dtype=np.int64)
+
+
+def _od_table(prefix: bytes, suffix: bytes, n: int) -> list[bytes]:
+    """``prefix + varint(i) + suffix`` for offset deltas i < n, from a small cache of tables.
+
+    Constant fields around the offset delta (attributes and a zero timestamp delta before it, a
+    fixed key length, or a null key and a fixed value length after it) fuse into one piece per
+    record this way, so ``bytes.join`` has fewer pieces to copy.
+    """
+    table = _OD_TABLES.get((prefix, suffix))
+    if table is None or len(table) < n:
+        size = max(1024, 1 << (n - 1).bit_length())
+        table = [prefix + (TABLE[2 * i] if 2 * i < TABLE_SIZE else encode_varint(i)) + suffix for i in range(size)]
+        if len(_OD_TABLES) >= 16:
+            _OD_TABLES.pop(next(iter(_OD_TABLES)))
+        _OD_TABLES[(prefix, suffix)] = table
+    return table[:n] if len(table) > n else table
+
+
+def _od_sizes(n: int) -> np.ndarray:
+    """Encoded sizes of the offset deltas 0..n-1 (cached)."""
+    global _OD_SIZES
+    if len(_OD_SIZES) < n:
+        _OD_SIZES = varint_sizes(np.arange(max(1024, 1 << (n - 1).bit_length()), dtype=np.int64))
+    return _OD_SIZES[:n]
+
+
 def encode_records(
     values: Sequence[bytes | None],
     keys: Sequence[bytes | None] | None = None,
@@ -226,57 +261,86 @@ def encode_records(
 
     ``timestamp_deltas`` is an int64 array (ms after the batch's base timestamp), None for all 0.
     Raises TypeError when a key or value is not bytes-like or None.
+
+    Each record is assembled from a few pieces looked up in tables (lengths, deltas) and the
+    caller's own key and value objects; one ``bytes.join`` builds the whole section.
     """
     n = len(values)
     if n == 0:
         return b""
-    vlen, values = _lengths(values, "value")
+    vconst, vlens, values = _lengths(values, "value")
+    if keys is not None and len(keys) != n:
+        raise ValueError(f"{len(keys)} keys for {n} values; pass one key (or None) per value")
+    if headers is not None and not any(headers):
+        headers = None
+    if headers is not None and len(headers) != n:
+        raise ValueError(f"{len(headers)} header lists for {n} values; pass one (or None) per value")
+
+    body = _od_sizes(n) + 1  # offset delta and the attributes byte
+    const = 0  # bytes every record has besides those counted in `body`
     cols: list[Sequence[bytes]] = []
-    body = vlen.clip(min=0) + varint_sizes(vlen) + 1  # value, its length, attributes
-    # timestamp delta (with the attributes byte in front of it)
+    # timestamp delta, after the attributes byte (0)
     if timestamp_deltas is None:
-        ts_col: Sequence[bytes] = [b"\x00\x00"] * n
-        body += 1
+        od_prefix = b"\x00\x00"
+        const += 1
+        ts_col = None
     else:
+        od_prefix = b""
         ts_col = varint_pieces(timestamp_deltas, TABLE_AFTER_ZERO)
-        body += varint_sizes(timestamp_deltas)
-    # offset delta: record i has delta i, whose zigzag 2i indexes the table
-    if 2 * n <= TABLE_SIZE:
-        od_col: Sequence[bytes] = TABLE[0 : 2 * n : 2]
-    else:
-        od_col = varint_pieces(np.arange(n, dtype=np.int64))
-    body += varint_sizes(np.arange(n, dtype=np.int64))
-    # key
+        body = body + varint_sizes(timestamp_deltas)
+    # key length and key
+    key_col: Sequence[bytes] | None = None
+    klen_col: Sequence[bytes] | None = None
     if keys is None:
-        klen_col: Sequence[bytes] = [b"\x01"] * n
-        key_col: Sequence[bytes] | None = None
-        body += 1
+        od_suffix = b"\x01"
+        const += 1
     else:
-        if len(keys) != n:
-            raise ValueError(f"{len(keys)} keys for {n} values; pass one key (or None) per value")
-        klen, key_col = _lengths(keys, "key")
-        klen_col = varint_pieces(klen)
-        body += klen.clip(min=0) + varint_sizes(klen)
-    vlen_col = varint_pieces(vlen)
+        kconst, klens, key_col = _lengths(keys, "key")
+        if kconst is not None:
+            od_suffix = encode_varint(kconst)
+            const += len(od_suffix) + max(kconst, 0)
+        else:
+            od_suffix = b""
+            assert klens is not None
+            klen_col = varint_pieces(klens)
+            body += klens.clip(min=0) + varint_sizes(klens)
+    # value length: fused into the offset-delta piece when nothing varies in between
+    vlen_col: Sequence[bytes] | None = None
+    if vconst is not None:
+        vpiece = encode_varint(vconst)
+        const += len(vpiece) + max(vconst, 0)
+        if keys is None:
+            od_suffix += vpiece
+        else:
+            vlen_col = [vpiece] * n
+    else:
+        assert vlens is not None
+        vlen_col = varint_pieces(vlens)
+        body += vlens.clip(min=0) + varint_sizes(vlens)
     # headers: without any, the final 0 (no headers) of record i rides in front of record i+1's length
-    if headers is None or not any(headers):
-        body += 1
+    hdr_col = None
+    if headers is None:
+        const += 1
+    else:
+        hdr_col = [_encode_headers(h) for h in headers]
+        body += np.array(list(map(len, hdr_col)), dtype=np.int64)
+    body += const
+    if hdr_col is None:
         len_col = varint_pieces(body, TABLE_AFTER_ZERO)
         len_col[0] = len_col[0][1:]
-        hdr_col = None
     else:
-        if len(headers) != n:
-            raise ValueError(f"{len(headers)} header lists for {n} values; pass one (or None) per value")
-        hdr_col = [_encode_headers(h) for h in headers]
-        body += np.fromiter(map(len, hdr_col), np.int64, n)
         len_col = varint_pieces(body)
+
     cols.append(len_col)
-    cols.append(ts_col)
-    cols.append(od_col)
-    cols.append(klen_col)
+    if ts_col is not None:
+        cols.append(ts_col)
+    cols.append(_od_table(od_prefix, od_suffix, n))
+    if klen_col is not None:
+        cols.append(klen_col)
     if key_col is not None:
         cols.append(key_col)
-    cols.append(vlen_col)
+    if vlen_col is not None:
+        cols.append(vlen_col)
     cols.append(values)
     if hdr_col is not None:
         cols.append(hdr_col)
@@ -292,18 +356,23 @@ def encode_records(
         raise TypeError(f"record keys and values must be bytes or None: {e}") from None
 
 
-def _timestamps(n: int, timestamps: int | Sequence[int] | np.ndarray | None, now_ms: int | None) -> np.ndarray:
+def _timestamps(
+    n: int, timestamps: int | Sequence[int] | np.ndarray | None, now_ms: int | None
+) -> tuple[int, int, np.ndarray | None]:
+    """``(base timestamp, max timestamp, deltas or None when all equal)`` of a batch."""
     if timestamps is None or isinstance(timestamps, (int, np.integer)):
         ts = now_ms if timestamps is None else int(timestamps)
         if ts is None:
             import time
 
             ts = time.time_ns() // 1_000_000
-        return np.full(n, ts, dtype=np.int64)
+        return ts, ts, None
     arr = np.asarray(timestamps, dtype=np.int64)
     if arr.shape != (n,):
         raise ValueError(f"{arr.size} timestamps for {n} values; pass one per value or one for all")
-    return arr
+    base = int(arr[0])
+    deltas = arr - base
+    return base, int(arr.max()), (deltas if deltas.any() else None)
 
 
 def build_batch(
@@ -335,15 +404,12 @@ def build_batch(
     if n == 0:
         raise ValueError("a record batch needs at least one record")
     codec = compression.codec_id(compression_type)
-    ts = _timestamps(n, timestamps, now_ms)
-    base_ts = int(ts[0])
+    base_ts, max_ts, deltas = _timestamps(n, timestamps, now_ms)
     if base_ts < 0 and base_ts != -1:
         raise ValueError(f"timestamp {base_ts} is negative; use ms since the epoch, or -1 for none")
-    deltas = ts - base_ts
-    records = encode_records(values, keys, deltas if deltas.any() else None, headers)
+    records = encode_records(values, keys, deltas, headers)
     payload = compression.compress(codec, records) if codec else records
     attributes = codec
-    max_ts = int(ts.max())
     if timestamp_type == LOG_APPEND_TIME:
         attributes |= TIMESTAMP_TYPE_MASK
         if now_ms is None:
@@ -535,7 +601,7 @@ def _slices(data: bytes, starts: np.ndarray, lengths: np.ndarray) -> list[bytes 
             # Equal lengths: one numpy gather, then numpy's fixed-width bytes hand out the pieces.
             # numpy strips trailing NULs from 'S' items, so this only serves pieces not ending in 0.
             u8 = np.frombuffer(data, np.uint8)
-            mat = u8[starts[:, None] + np.arange(first)]
+            mat = np.lib.stride_tricks.sliding_window_view(u8, first)[starts]
             if mat[:, -1].all():
                 return mat.view(f"S{first}").ravel().tolist()
     s = starts.tolist()
@@ -564,20 +630,31 @@ def _decode_headers(data: bytes, pos: int, count: int) -> tuple[tuple[tuple[str,
     return tuple(hdrs), pos
 
 
-def parse_records(data: bytes, header: BatchHeader) -> RecordColumns:
+def parse_records(
+    data: bytes, header: BatchHeader, start_offset: int | None = None, max_records: int | None = None
+) -> RecordColumns:
     """Decode the (decompressed) records section of a batch into columns.
 
+    With ``start_offset`` / ``max_records`` only the records from that offset on (at most that
+    many) are decoded past their offset delta: a lookup of one record does not pay for the batch.
     Raises ValueError describing the first structural problem (the caller adds file and position).
     """
     count = header.records_count
     bstart, blen = _walk_lengths(data, count)
     u8 = np.frombuffer(data, np.uint8)
-    bend = bstart + blen
     p = bstart + 1  # skip the record attributes byte
     tsd, s = decode_at(u8, p, MAX_VARLONG_BYTES)
     p = p + s
     od, s = decode_at(u8, p, MAX_VARINT_BYTES)
     p += s
+    if start_offset is not None or max_records is not None:
+        first = 0 if start_offset is None else int(np.searchsorted(od, start_offset - header.base_offset))
+        last = count if max_records is None else min(count, first + max_records)
+        if first or last < count:
+            sel = slice(first, last)
+            bstart, blen, tsd, od, p = bstart[sel], blen[sel], tsd[sel], od[sel], p[sel]
+            count = last - first
+    bend = bstart + blen
     klen, s = decode_at(u8, p, MAX_VARINT_BYTES)
     kstart = p + s
     p = kstart + klen.clip(min=0)
@@ -627,10 +704,13 @@ def decode_batch(
     path: str | None = None,
     file_position: int | None = None,
     verify: bool = True,
+    start_offset: int | None = None,
+    max_records: int | None = None,
 ) -> RecordColumns:
-    """Decode every record of the batch at ``buf[pos]``: checks size and CRC (unless ``verify`` is
-    False), decompresses, parses. Raises CorruptRecordError naming ``path`` and the batch's byte
-    position; UnsupportedCodecError when its codec's package is missing."""
+    """Decode the records of the batch at ``buf[pos]``: checks size and CRC (unless ``verify`` is
+    False), decompresses, parses. ``start_offset`` / ``max_records`` keep only the records from
+    that offset on, at most that many. Raises CorruptRecordError naming ``path`` and the batch's
+    byte position; UnsupportedCodecError when its codec's package is missing."""
     if header is None:
         if len(buf) - pos < RECORD_BATCH_OVERHEAD:
             raise CorruptRecordError(
@@ -644,7 +724,7 @@ def decode_batch(
     try:
         codec = header.compression
         data = compression.decompress(codec, section) if codec else bytes(section)
-        return parse_records(data, header)
+        return parse_records(data, header, start_offset, max_records)
     except ValueError as e:
         raise CorruptRecordError(
             f"record batch at offset {header.base_offset} does not parse: {e}", path, where

@@ -90,13 +90,12 @@ def zigzag_array(values: np.ndarray) -> np.ndarray:
     return ((v << 1) ^ (v >> 63)).view(np.uint64)
 
 
+_SIZE_LIMITS = np.array([1 << bits for bits in range(7, 64, 7)], dtype=np.uint64)
+
+
 def varint_sizes(values: np.ndarray) -> np.ndarray:
     """Encoded size in bytes of each signed value of an int64 array, as int64."""
-    z = zigzag_array(values)
-    size = np.ones(len(z), dtype=np.int64)
-    for bits in range(7, 64, 7):
-        size += z >= np.uint64(1 << bits)
-    return size
+    return np.searchsorted(_SIZE_LIMITS, zigzag_array(values), side="right").astype(np.int64) + 1
 
 
 def varint_pieces(values: np.ndarray, table: list[bytes] = TABLE) -> list[bytes]:

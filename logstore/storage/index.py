@@ -58,12 +58,18 @@ class _Index:
         if slots == 0:
             return 0
         es = self.entry_size
-        if not self._entry_empty(os.pread(self._fd, es, (slots - 1) * es)):
+
+        def empty(slot: int) -> bool:
+            raw = os.pread(self._fd, es, slot * es)
+            # Short: another process trimmed the file since we sized it; past its end is empty.
+            return len(raw) < es or self._entry_empty(raw)
+
+        if not empty(slots - 1):
             return slots
         lo, hi = 0, slots - 1  # slot hi is empty; find the first empty slot in [lo, hi]
         while lo < hi:
             mid = (lo + hi) // 2
-            if self._entry_empty(os.pread(self._fd, es, mid * es)):
+            if empty(mid):
                 hi = mid
             else:
                 lo = mid + 1

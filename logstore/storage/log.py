@@ -763,17 +763,29 @@ class PartitionLog:
             if found is None:
                 i += 1
                 continue
-            position = found[0]
-            data = seg.read(position, budget if len(out) else max(budget, 1))
+            position, first = found
+            if max_records is not None and max_records <= first.records_count:
+                # A few records (a lookup): read just the batch that holds them.
+                data = seg.pread(first.size, position) if position + first.size <= seg.size else b""
+            else:
+                data = seg.read(position, budget if len(out) else max(budget, 1))
             if not data:
                 break
             budget -= len(data)
             pos = 0
             while pos < len(data) and (max_records is None or len(out) < max_records):
                 h = read_header(data, pos)
-                cols = decode_batch(data, pos, header=h, path=seg.log_path, file_position=position + pos)
-                start = bisect.bisect_left(cols.offsets, offset) if h.base_offset < offset else 0
-                out.extend(cols, start)
+                want = None if max_records is None else max_records - len(out)
+                cols = decode_batch(
+                    data,
+                    pos,
+                    header=h,
+                    path=seg.log_path,
+                    file_position=position + pos,
+                    start_offset=offset,
+                    max_records=want,
+                )
+                out.extend(cols)
                 offset = max(offset, h.next_offset)
                 pos += h.size
             if position + len(data) >= seg.size:

@@ -212,6 +212,14 @@ class LogSegment:
                 _, start = self.index.lookup(offset)
         if start >= limit:
             start = 0
+        if start + RECORD_BATCH_OVERHEAD <= limit:
+            # The index usually points at the very batch: read its header alone first.
+            head = self.pread(RECORD_BATCH_OVERHEAD, start)
+            if len(head) == RECORD_BATCH_OVERHEAD:
+                h = read_header(head)
+                sane = h.magic == MAGIC and h.batch_length >= MIN_BATCH_LENGTH
+                if sane and h.last_offset >= offset and (h.base_offset <= offset or start == 0):
+                    return start, h
         found = self._scan_for(offset, start, limit)
         if found is None and start:
             found = self._scan_for(offset, 0, start)
