@@ -630,6 +630,79 @@ def _decode_headers(data: bytes, pos: int, count: int) -> tuple[tuple[tuple[str,
     return tuple(hdrs), pos
 
 
+_FEW = 32  # up to this many records asked for, parse with scalar code (numpy calls cost more)
+
+
+def _parse_few(data: bytes, header: BatchHeader, start_offset: int | None, max_records: int) -> RecordColumns | None:
+    """Decode up to ``max_records`` records from ``start_offset`` with scalar code: walk the length
+    varints to the first wanted record, then decode only the wanted ones. Returns None when the
+    batch's offset deltas are not 0..count-1 (a compacted batch): the caller falls back."""
+    count = header.records_count
+    if header.last_offset_delta + 1 != count:
+        return None
+    first = 0 if start_offset is None else max(0, start_offset - header.base_offset)
+    out = RecordColumns()
+    if first >= count:
+        return out
+    size = len(data)
+    p = 0
+    try:
+        for i in range(first):
+            # Positive lengths of 6..8191 are 1- or 2-byte zigzag varints with an even low bit.
+            b = data[p]
+            if b < 0x80:
+                if b < 12 or b & 1:
+                    raise ValueError(f"record {i} declares a body of {(b >> 1) ^ -(b & 1)} bytes")
+                p += 1 + (b >> 1)
+                continue
+            b2 = data[p + 1]
+            if b2 < 0x80 and not b & 1:
+                p += 2 + (((b & 0x7F) | (b2 << 7)) >> 1)
+                continue
+            length, q = decode_varint(data, p)
+            if length < _MIN_RECORD_BODY:
+                raise ValueError(f"record {i} declares a body of {length} bytes")
+            p = q + length
+    except IndexError:
+        raise ValueError(f"{count} records declared but the data ends before record {first}") from None
+    log_append = bool(header.attributes & TIMESTAMP_TYPE_MASK)
+    for i in range(first, min(count, first + max_records)):
+        length, q = decode_varint(data, p)
+        end = q + length
+        if length < _MIN_RECORD_BODY or end > size:
+            raise ValueError(f"record {i} declares a body of {length} bytes that does not fit the batch")
+        tsd, q = decode_varint(data, q + 1, MAX_VARLONG_BYTES)
+        od, q = decode_varint(data, q)
+        if od != i:
+            return None
+        klen, q = decode_varint(data, q)
+        if klen < -1:
+            raise ValueError(f"record {i} has key length {klen}")
+        key = None if klen < 0 else data[q : q + klen]
+        q += max(klen, 0)
+        vlen, q = decode_varint(data, q)
+        if vlen < -1:
+            raise ValueError(f"record {i} has value length {vlen}")
+        value = None if vlen < 0 else data[q : q + vlen]
+        q += max(vlen, 0)
+        hcount, q = decode_varint(data, q)
+        if hcount < 0:
+            raise ValueError(f"record {i} has a negative headers count")
+        hdrs: tuple[tuple[str, bytes | None], ...] = ()
+        if hcount:
+            hdrs, q = _decode_headers(data, q, hcount)
+        if q != end:
+            raise ValueError(f"record {i}'s fields do not end at its declared length")
+        out.offsets.append(header.base_offset + od)
+        out.timestamps.append(header.max_timestamp if log_append else header.base_timestamp + tsd)
+        out.timestamp_types.append(LOG_APPEND_TIME if log_append else CREATE_TIME)
+        out.keys.append(key)
+        out.values.append(value)
+        out.headers.append(hdrs)
+        p = end
+    return out
+
+
 def parse_records(
     data: bytes, header: BatchHeader, start_offset: int | None = None, max_records: int | None = None
 ) -> RecordColumns:
@@ -639,6 +712,10 @@ def parse_records(
     many) are decoded past their offset delta: a lookup of one record does not pay for the batch.
     Raises ValueError describing the first structural problem (the caller adds file and position).
     """
+    if max_records is not None and max_records <= _FEW:
+        few = _parse_few(data, header, start_offset, max_records)
+        if few is not None:
+            return few
     count = header.records_count
     bstart, blen = _walk_lengths(data, count)
     u8 = np.frombuffer(data, np.uint8)

@@ -757,6 +757,22 @@ class PartitionLog:
         segments = self._segments
         i = self._segment_for(offset)
         budget = max_bytes
+        if max_records is not None and max_records <= 32 and i < len(segments):
+            # A lookup: one read at the index position usually holds the whole batch.
+            seg = segments[i]
+            located = seg.locate(offset)
+            if located is not None:
+                position, h, buf, start = located
+                if h.last_offset - offset + 1 >= max_records:
+                    return decode_batch(
+                        buf,
+                        start,
+                        header=h,
+                        path=seg.log_path,
+                        file_position=position,
+                        start_offset=offset,
+                        max_records=max_records,
+                    )
         while i < len(segments) and budget > 0 and (max_records is None or len(out) < max_records):
             seg = segments[i]
             found = seg.find_batch(offset)

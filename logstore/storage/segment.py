@@ -225,7 +225,51 @@ class LogSegment:
             found = self._scan_for(offset, 0, start)
         return found
 
+    def locate(self, offset: int, limit: int | None = None) -> tuple[int, BatchHeader, bytes, int] | None:
+        """The batch holding ``offset`` with its bytes, in one read where possible (for lookups).
+
+        Returns ``(position, header, buffer, start)``: the batch is ``buffer[start:start +
+        header.size]`` and lies at byte ``position`` of the ``.log``. None when no batch below
+        ``limit`` reaches ``offset``.
+        """
+        limit = self.size if limit is None else limit
+        start = 0
+        if offset > self.base_offset:
+            with self._handle_lock:
+                _, start = self.index.lookup(offset)
+        if start < limit:
+            buf = self.pread(min(limit - start, max(2 * self.index_interval_bytes, 32 * 1024)), start)
+            pos = 0
+            while pos + RECORD_BATCH_OVERHEAD <= len(buf):
+                h = read_header(buf, pos)
+                if h.magic != MAGIC or h.batch_length < MIN_BATCH_LENGTH:
+                    break  # a stale index entry: fall back to a scan from the start below
+                if h.base_offset + h.last_offset_delta >= offset:
+                    if pos + h.size <= len(buf):
+                        return start + pos, h, buf, pos
+                    return start + pos, h, self.pread(h.size, start + pos), 0
+                pos += h.batch_length + LOG_OVERHEAD
+        found = self.find_batch(offset, limit)
+        if found is None:
+            return None
+        position, h = found
+        return position, h, self.pread(h.size, position), 0
+
     def _scan_for(self, offset: int, position: int, limit: int) -> tuple[int, BatchHeader] | None:
+        # The index maps a batch's *last* offset to its start, so the wanted batch is usually one
+        # or two past the indexed one: hop a few headers with small reads before reading chunks.
+        for _ in range(4):
+            if position + RECORD_BATCH_OVERHEAD > limit:
+                return None
+            head = self.pread(RECORD_BATCH_OVERHEAD, position)
+            if len(head) < RECORD_BATCH_OVERHEAD:
+                return None
+            h = read_header(head)
+            if h.magic != MAGIC or h.batch_length < MIN_BATCH_LENGTH:
+                return None
+            if h.base_offset + h.last_offset_delta >= offset:
+                return position, h
+            position += h.batch_length + LOG_OVERHEAD
         chunk = max(self.index_interval_bytes * 2, 64 * 1024)
         while position + RECORD_BATCH_OVERHEAD <= limit:
             buf = self.pread(min(chunk, limit - position), position)
