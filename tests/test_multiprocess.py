@@ -80,6 +80,14 @@ def test_reader_in_another_process_sees_new_data_without_reopening(small_store):
     assert lines == [f"{i} W-{i}" for i in range(800)]
 
 
+def finish(proc):
+    """After a kill: the rest of stdout through the same buffered file (communicate(timeout=...)
+    would read the raw pipe and drop what readline() had already buffered), then reap."""
+    rest = proc.stdout.read()
+    proc.wait(timeout=30)
+    return rest
+
+
 def wait_for_acks(proc, n, timeout=60):
     """Read ack lines until ``n`` arrived; return them (the rest is read after the kill)."""
     lines = []
@@ -97,7 +105,7 @@ def test_kill_9_loses_no_acknowledged_record(small_store):
         w = spawn("append", small_store, "t", 0, 10**6, f"K{round_}", round_)
         head = wait_for_acks(w, 50 + 100 * round_)
         w.send_signal(signal.SIGKILL)
-        out, _ = w.communicate(timeout=30)
+        out = finish(w)
         acked = acks(head + out)
         assert len(acked) >= 50
         with LogStore(small_store) as s:
@@ -124,8 +132,7 @@ def test_writer_killed_mid_stream_while_another_keeps_writing(small_store):
     victim = spawn("append", small_store, "t", 0, 10**6, "V", 8, start_at=start)
     head = wait_for_acks(victim, 200)
     victim.send_signal(signal.SIGKILL)
-    out_v, _ = victim.communicate(timeout=30)
-    out_v = head + out_v
+    out_v = head + finish(victim)
     out_s, _ = survivor.communicate(timeout=120)
     assert survivor.returncode == 0
     acked_v = acks(out_v)
