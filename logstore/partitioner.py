@@ -9,6 +9,9 @@
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
+
+import numpy as np
 
 _M = 0x5BD1E995
 _MASK = 0xFFFFFFFF
@@ -48,3 +51,68 @@ def murmur2_partition(key: bytes, partitions: int) -> int:
 def crc32_partition(key: bytes, partitions: int) -> int:
     """librdkafka's ``consistent`` partitioner: ``crc32(key) % partitions``."""
     return zlib.crc32(key) % partitions
+
+
+def _murmur2_rows(rows: np.ndarray) -> np.ndarray:
+    """murmur2 of each row of an (n, L) uint8 array, as uint32 (numpy's uint32 arithmetic wraps
+    exactly as Java's int arithmetic does)."""
+    n, length = rows.shape
+    m = np.uint32(_M)
+    h = np.full(n, (0x9747B28C ^ length) & _MASK, dtype=np.uint32)
+    nwords = length // 4
+    if nwords:
+        words = np.ascontiguousarray(rows[:, : nwords * 4]).view("<u4")
+        for j in range(nwords):
+            k = words[:, j] * m
+            k ^= k >> np.uint32(24)
+            k *= m
+            h *= m
+            h ^= k
+    tail = length % 4
+    end = nwords * 4
+    if tail == 3:
+        h ^= rows[:, end + 2].astype(np.uint32) << np.uint32(16)
+    if tail >= 2:
+        h ^= rows[:, end + 1].astype(np.uint32) << np.uint32(8)
+    if tail >= 1:
+        h ^= rows[:, end].astype(np.uint32)
+        h *= m
+    h ^= h >> np.uint32(13)
+    h *= m
+    h ^= h >> np.uint32(15)
+    return h
+
+
+def murmur2_partitions(
+    keys: Sequence[bytes | None],
+    partitions: int,
+    *,
+    hash_null: bool = False,
+    rng: np.random.Generator | None = None,
+) -> np.ndarray:
+    """``murmur2_partition`` of every key at once (numpy, grouped by key length), as int64.
+
+    Null keys are hashed as empty when ``hash_null``; otherwise they are spread over the partitions
+    in runs (the bulk path's equivalent of the sticky partitioner).
+    """
+    n = len(keys)
+    out = np.empty(n, dtype=np.int64)
+    try:
+        lens = np.fromiter(map(len, keys), np.int64, n)
+    except TypeError:
+        lens = np.fromiter((-1 if k is None else len(k) for k in keys), np.int64, n)
+    for length in np.unique(lens).tolist():
+        idx = np.flatnonzero(lens == length)
+        if length < 0 and not hash_null:
+            rng = rng or np.random.default_rng()
+            start = int(rng.integers(partitions))
+            out[idx] = (np.arange(len(idx)) // 128 + start) % partitions
+            continue
+        if length <= 0:
+            out[idx] = murmur2_partition(b"", partitions)
+            continue
+        il = idx.tolist()
+        blob = b"".join([keys[i] for i in il])  # type: ignore[misc]
+        rows = np.frombuffer(blob, dtype=np.uint8).reshape(len(il), length)
+        out[idx] = (_murmur2_rows(rows) & np.uint32(0x7FFFFFFF)).astype(np.int64) % partitions
+    return out

@@ -348,6 +348,10 @@ class LogStore:
             parts,
         )
 
+    def partition_count(self, name: str) -> int:
+        """How many partitions topic ``name`` has; raises UnknownTopicError."""
+        return int(self._topic_entry(name)["partitions"])
+
     def topic_config(self, name: str) -> TopicConfig:
         """The effective config of a topic (Kafka defaults < store defaults < topic config)."""
         return self._effective_config(self._topic_entry(name))
