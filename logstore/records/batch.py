@@ -303,7 +303,7 @@ def encode_records(
             od_suffix = b""
             assert klens is not None
             klen_col = varint_pieces(klens)
-            body += klens.clip(min=0) + varint_sizes(klens)
+            body += np.maximum(klens, 0) + varint_sizes(klens)
     # value length: fused into the offset-delta piece when nothing varies in between
     vlen_col: Sequence[bytes] | None = None
     if vconst is not None:
@@ -316,7 +316,7 @@ def encode_records(
     else:
         assert vlens is not None
         vlen_col = varint_pieces(vlens)
-        body += vlens.clip(min=0) + varint_sizes(vlens)
+        body += np.maximum(vlens, 0) + varint_sizes(vlens)
     # headers: without any, the final 0 (no headers) of record i rides in front of record i+1's length
     hdr_col = None
     if headers is None:
@@ -531,9 +531,10 @@ def _walk_lengths(data: bytes, count: int) -> tuple[np.ndarray, np.ndarray]:
         empty = np.zeros(0, np.int64)
         return empty, empty
     u8 = np.frombuffer(data, np.uint8)
-    pieces: list[np.ndarray] = []
-    starts: list[int] = []
-    step1 = _STEP1
+    body_pieces: list[np.ndarray] = []
+    len_pieces: list[np.ndarray] = []
+    bodies: list[int] = []
+    lengths: list[int] = []
     done = 0
     p = 0
     while done < count:
@@ -547,68 +548,72 @@ def _walk_lengths(data: bytes, count: int) -> tuple[np.ndarray, np.ndarray]:
             raise ValueError(f"record {done} declares a body of {length} bytes")
         run = _run_length(u8, p, stride, body - p, count - done)
         if run >= _RUN_MIN or run == count - done:
-            if starts:
-                pieces.append(np.array(starts, np.int64))
-                starts = []
-            pieces.append(p + stride * np.arange(run, dtype=np.int64))
+            if bodies:
+                body_pieces.append(np.array(bodies, np.int64))
+                len_pieces.append(np.array(lengths, np.int64))
+                bodies, lengths = [], []
+            body_pieces.append(np.arange(body, body + stride * run, stride, dtype=np.int64))
+            len_pieces.append(np.full(run, length, np.int64))
             p += stride * run
             done += run
             continue
         # Irregular lengths: walk a chunk in Python (1- and 2-byte length varints inline).
-        ap = starts.append
         try:
             for _ in range(min(_LOOP_CHUNK, count - done)):
-                ap(p)
                 b = data[p]
                 if b < 0x80:
-                    p += step1[b]
+                    n_bytes, z = 1, b
                 else:
                     b2 = data[p + 1]
-                    if b2 >= 0x80:
-                        length, body = decode_varint(data, p)
-                        p = body + max(length, 0)
+                    if b2 < 0x80:
+                        n_bytes, z = 2, (b & 0x7F) | (b2 << 7)
                     else:
-                        z = (b & 0x7F) | (b2 << 7)
-                        p += 2 + ((z >> 1) ^ -(z & 1))
+                        length, q = decode_varint(data, p)
+                        n_bytes, z = q - p, -1
+                if z >= 0:
+                    length = (z >> 1) ^ -(z & 1)
+                if length < _MIN_RECORD_BODY:
+                    raise ValueError(f"record {done} declares a body of {length} bytes")
+                bodies.append(p + n_bytes)
+                lengths.append(length)
+                p += n_bytes + length
                 done += 1
         except IndexError:
             raise ValueError(f"{count} records declared but the data ends inside record {done}") from None
-    if starts:
-        pieces.append(np.array(starts, np.int64))
+    if bodies:
+        body_pieces.append(np.array(bodies, np.int64))
+        len_pieces.append(np.array(lengths, np.int64))
     if p != size:
         raise ValueError(
             "records still remaining after the declared count"
             if p < size
             else f"the last record runs {p - size} bytes past the end of the batch"
         )
-    rstart = pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
-    lengths, sizes = decode_at(u8, rstart, MAX_VARINT_BYTES)
-    if (lengths < _MIN_RECORD_BODY).any():
-        i = int(np.argmax(lengths < _MIN_RECORD_BODY))
-        raise ValueError(f"record {i} declares a body of {int(lengths[i])} bytes")
-    return rstart + sizes, lengths
+    if len(body_pieces) == 1:
+        return body_pieces[0], len_pieces[0]
+    return np.concatenate(body_pieces), np.concatenate(len_pieces)
 
 
 def _slices(data: bytes, starts: np.ndarray, lengths: np.ndarray) -> list[bytes | None]:
     """``data[start:start+length]`` for each record; None where length is -1."""
     n = len(starts)
-    nulls = lengths < 0
-    if nulls.all():
+    if n == 0:
+        return []
+    lo, hi = int(lengths.min()), int(lengths.max())
+    if hi < 0:
         return [None] * n
-    if not nulls.any():
-        first = int(lengths[0])
-        if first > 0 and (lengths == first).all():
-            # Equal lengths: one numpy gather, then numpy's fixed-width bytes hand out the pieces.
-            # numpy strips trailing NULs from 'S' items, so this only serves pieces not ending in 0.
-            u8 = np.frombuffer(data, np.uint8)
-            mat = np.lib.stride_tricks.sliding_window_view(u8, first)[starts]
-            if mat[:, -1].all():
-                return mat.view(f"S{first}").ravel().tolist()
+    if lo == hi and lo > 0:
+        # Equal lengths: one numpy gather, then numpy's fixed-width bytes hand out the pieces.
+        # numpy strips trailing NULs from 'S' items, so this only serves pieces not ending in 0.
+        u8 = np.frombuffer(data, np.uint8)
+        mat = np.ndarray((len(u8) - lo + 1, lo), np.uint8, u8, 0, (1, 1))[starts]
+        if mat[:, -1].all():
+            return mat.view(f"S{lo}").ravel().tolist()
     s = starts.tolist()
-    e = (starts + lengths.clip(min=0)).tolist()
+    e = (starts + np.maximum(lengths, 0)).tolist()
     out: list[bytes | None] = [data[a:b] for a, b in zip(s, e, strict=True)]
-    if nulls.any():
-        for i in np.flatnonzero(nulls).tolist():
+    if lo < 0:
+        for i in np.flatnonzero(lengths < 0).tolist():
             out[i] = None
     return out
 
@@ -718,6 +723,8 @@ def parse_records(
             return few
     count = header.records_count
     bstart, blen = _walk_lengths(data, count)
+    if count == 0:
+        return RecordColumns()  # an empty batch (compaction keeps such batches)
     u8 = np.frombuffer(data, np.uint8)
     p = bstart + 1  # skip the record attributes byte
     tsd, s = decode_at(u8, p, MAX_VARLONG_BYTES)
@@ -734,13 +741,13 @@ def parse_records(
     bend = bstart + blen
     klen, s = decode_at(u8, p, MAX_VARINT_BYTES)
     kstart = p + s
-    p = kstart + klen.clip(min=0)
+    p = kstart + np.maximum(klen, 0)
     vlen, s = decode_at(u8, p, MAX_VARINT_BYTES)
     vstart = p + s
-    p = vstart + vlen.clip(min=0)
+    p = vstart + np.maximum(vlen, 0)
     hcount, s = decode_at(u8, p, MAX_VARINT_BYTES)
     p += s
-    if (klen < -1).any() or (vlen < -1).any() or (hcount < 0).any():
+    if int(klen.min()) < -1 or int(vlen.min()) < -1 or int(hcount.min()) < 0:
         raise ValueError("a record has a negative key, value or headers length other than -1")
     if (p > bend).any():
         i = int(np.argmax(p > bend))

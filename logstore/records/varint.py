@@ -117,6 +117,17 @@ def varint_pieces(values: np.ndarray, table: list[bytes] = TABLE) -> list[bytes]
     return [table[u] if u < TABLE_SIZE else prefix + encode_unsigned(u) for u in zl]
 
 
+_ONES = np.ones(0, dtype=np.int64)
+
+
+def _ones(n: int) -> np.ndarray:
+    global _ONES
+    if len(_ONES) < n:
+        _ONES = np.ones(max(n, 2 * len(_ONES), 1024), dtype=np.int64)
+        _ONES.flags.writeable = False
+    return _ONES[:n]
+
+
 def decode_at(buf: np.ndarray, positions: np.ndarray, max_bytes: int) -> tuple[np.ndarray, np.ndarray]:
     """Decode one zigzag varint at each of ``positions`` in the uint8 array ``buf``.
 
@@ -131,7 +142,22 @@ def decode_at(buf: np.ndarray, positions: np.ndarray, max_bytes: int) -> tuple[n
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty
     last = len(buf) - 1
-    b = buf[np.minimum(positions, last)]
+    if int(positions[-1]) <= last and int(positions.max()) <= last:
+        b = buf[positions]
+    else:
+        b = buf[np.minimum(positions, last)]
+    if int(b.max()) < 0x80:
+        # Every varint is one byte (the usual case for deltas and short lengths).
+        v = b.astype(np.int64)
+        return (v >> 1) ^ -(v & 1), _ones(n)
+    if max_bytes >= 2:
+        # At most two bytes (values below 8192): one more gather, no loop.
+        nxt = positions + 1
+        b1 = buf[np.minimum(nxt, last)] if int(nxt.max()) > last else buf[nxt]
+        more = b >= 0x80
+        if not (b1[more] >= 0x80).any():
+            v = (b & 0x7F).astype(np.int64) | np.where(more, b1.astype(np.int64) << 7, 0)
+            return (v >> 1) ^ -(v & 1), more.astype(np.int64) + 1
     z = (b & 0x7F).astype(np.uint64)
     sizes = np.ones(n, dtype=np.int64)
     going = np.flatnonzero(b >= 0x80)
