@@ -238,7 +238,7 @@ class LogSegment:
             with self._handle_lock:
                 _, start = self.index.lookup(offset)
         if start < limit:
-            buf = self.pread(min(limit - start, max(2 * self.index_interval_bytes, 32 * 1024)), start)
+            buf = self.pread(min(limit - start, 2 * self.index_interval_bytes + 8192), start)
             pos = 0
             while pos + RECORD_BATCH_OVERHEAD <= len(buf):
                 h = read_header(buf, pos)
