@@ -28,6 +28,7 @@ from .errors import (
     UnknownTopicError,
     UnsupportedCodecError,
 )
+from .producer import BulkResult, FutureRecordMetadata, Producer, RecordMetadata
 from .records import RecordColumns, build_batch
 from .storage.log import AppendResult, PartitionLog, Problem
 from .store import LogStore, PartitionInfo, TopicInfo
@@ -37,10 +38,12 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AppendResult",
+    "BulkResult",
     "CorruptDataError",
     "CorruptIndexError",
     "CorruptLogError",
     "CorruptRecordError",
+    "FutureRecordMetadata",
     "InvalidConfigError",
     "InvalidTopicError",
     "LogClosedError",
@@ -51,7 +54,9 @@ __all__ = [
     "PartitionInfo",
     "PartitionLog",
     "Problem",
+    "Producer",
     "RecordColumns",
+    "RecordMetadata",
     "RecordTooLargeError",
     "StorageError",
     "StoreFormatError",

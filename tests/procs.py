@@ -58,5 +58,17 @@ def follow(store_path: str, topic: str, partition: str, count: str, timeout: str
         sys.stdout.write("".join(out))
 
 
+def produce(store_path: str, topic: str, count: str, tag: str) -> None:
+    """Send COUNT records ``TAG-i`` keyed by ``TAG-(i % 10)`` through one Producer."""
+    from logstore import Producer
+
+    with LogStore(store_path) as store, Producer(store, linger_ms=1) as prod:
+        start_at = float(os.environ.get("START_AT", "0"))
+        while time.time() < start_at:
+            time.sleep(0.001)
+        for i in range(int(count)):
+            prod.send(topic, f"{tag}-{i}".encode(), key=f"{tag}-{i % 10}".encode())
+
+
 if __name__ == "__main__":
-    {"append": append, "follow": follow}[sys.argv[1]](*sys.argv[2:])
+    {"append": append, "follow": follow, "produce": produce}[sys.argv[1]](*sys.argv[2:])

@@ -143,3 +143,28 @@ def test_writer_killed_mid_stream_while_another_keeps_writing(small_store):
     n_v = sum(la - f + 1 for f, la in acked_v)
     vs = [v for v in values if v.startswith("V-")]
     assert vs[:n_v] == [f"V-{i}" for i in range(n_v)]
+
+
+def test_producer_processes_on_one_topic_exactly_once(tmp_path):
+    path = tmp_path / "store"
+    with LogStore(path) as s:
+        s.create_topic("events", 3, {"segment.bytes": 8192})
+    start = time.time() + 1.5
+    procs = [spawn("produce", path, "events", 3000, f"P{n}", start_at=start) for n in range(3)]
+    for p in procs:
+        p.communicate(timeout=180)
+        assert p.returncode == 0
+    with LogStore(path) as s:
+        seen: dict[str, list[int]] = {}
+        for part in range(3):
+            log = s.partition("events", part)
+            assert log.verify() == []
+            cols = log.read_records(0, max_bytes=1 << 26)
+            for v in cols.values:
+                tag, i = v.decode().split("-")
+                seen.setdefault(f"{tag}-{int(i) % 10}", []).append(int(i))
+    for n in range(3):
+        got = sorted(i for k, v in seen.items() if k.startswith(f"P{n}-") for i in v)
+        assert got == list(range(3000))  # every record exactly once
+    for key, order in seen.items():
+        assert order == sorted(order), key  # one key: one partition, in send order

@@ -1,0 +1,254 @@
+"""Producer: routing, batching (size, linger with an injected clock), delivery, errors, threads."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from logstore import (
+    InvalidConfigError,
+    LogClosedError,
+    Producer,
+    RecordMetadata,
+    RecordTooLargeError,
+    StorageError,
+    UnknownPartitionError,
+    UnknownTopicError,
+)
+from logstore.partitioner import crc32_partition, murmur2_partition
+from logstore.records import iter_batches
+from logstore.storage.log import PartitionLog
+
+
+def all_records(store, topic):
+    out = {}
+    for p in range(store.partition_count(topic)):
+        log = store.partition(topic, p)
+        cols = log.read_records(0, max_bytes=1 << 26) if log.next_offset else None
+        out[p] = cols
+    return out
+
+
+def batches_of(store, topic, p):
+    log = store.partition(topic, p)
+    data = b"".join(Path(s.log_path).read_bytes() for s in log.segments)
+    return [h for _, h in iter_batches(data)]
+
+
+def test_send_returns_metadata_and_records_land(store):
+    store.create_topic("t", 3)
+    with Producer(store) as prod:
+        f = prod.send("t", b"v1", key=b"key")
+        g = prod.send("t", "text value", key="key", headers={"h": b"1"}, timestamp=1_700_000_000_000)
+        md = f.get(timeout=10)
+    assert isinstance(md, RecordMetadata)
+    assert md.partition == murmur2_partition(b"key", 3)  # Kafka's Java placement
+    assert (md.topic, md.offset) == ("t", 0)
+    assert g.get().offset == 1 and g.get().timestamp == 1_700_000_000_000
+    cols = store.read("t", md.partition, 0)
+    assert cols.values == [b"v1", b"text value"]
+    assert cols.keys == [b"key", b"key"]
+    assert cols.headers[1] == (("h", b"1"),)
+
+
+def test_keyed_routing_matches_java_and_librdkafka(store):
+    store.create_topic("t", 6)
+    keys = [b"", b"a", b"key", b"foobar", b"user-42", b"hello world"]
+    with Producer(store) as prod:
+        got = [prod.send("t", b"x", key=k).get(10).partition for k in keys]
+    assert got == [3, 4, 1, 0, 4, 1]  # murmur2 % 6 (fact sheet table)
+    with Producer(store, partitioner="consistent") as prod:
+        got = [prod.send("t", b"x", key=k).get(10).partition for k in keys]
+    assert got == [crc32_partition(k, 6) for k in keys] == [0, 3, 1, 5, 1, 3]
+
+
+def test_explicit_partition_wins_and_is_checked(store):
+    store.create_topic("t", 2)
+    with Producer(store) as prod:
+        assert prod.send("t", b"x", key=b"key", partition=0).get(10).partition == 0
+        with pytest.raises(UnknownPartitionError):
+            prod.send("t", b"x", partition=2)
+
+
+def test_null_keys_stick_to_a_partition_per_batch(store):
+    store.create_topic("t", 4)
+    with Producer(store, batch_size=1000, linger_ms=10_000) as prod:
+        parts = [prod.send("t", b"v" * 100) for _ in range(60)]
+        prod.flush()
+        seq = [f.get().partition for f in parts]
+    # runs of one partition, switching when a batch closed, never switching within a batch
+    switches = sum(1 for a, b in itertools.pairwise(seq) if a != b)
+    assert 3 <= switches <= len(seq) // 5
+    with Producer(store, null_key_partitioner="round_robin") as prod:
+        seq = [prod.send("t", b"v").get(10).partition for _ in range(8)]
+    assert sorted(seq[:4]) == [0, 1, 2, 3] and seq[:4] == seq[4:]
+
+
+def test_batch_size_closes_batches(store):
+    store.create_topic("t", 1)
+    with Producer(store, batch_size=2048, linger_ms=60_000, compression_type="none") as prod:
+        for i in range(100):
+            prod.send("t", b"%03d" % i * 30)
+    hs = batches_of(store, "t", 0)
+    assert sum(h.records_count for h in hs) == 100
+    assert len(hs) >= 100 * 111 // 2048  # each batch closed at about batch_size bytes
+    assert all(h.size <= 2048 + 61 + 130 for h in hs)
+
+
+def test_linger_with_an_injected_clock(store):
+    store.create_topic("t", 1)
+    now = [1000.0]
+    prod = Producer(store, linger_ms=500, clock=lambda: now[0])
+    f = prod.send("t", b"x")
+    time.sleep(0.2)
+    assert not f.is_done()  # the clock has not moved: the batch waits
+    assert store.partition("t", 0).next_offset == 0
+    now[0] += 0.6
+    with prod._lock:
+        prod._wake.notify_all()
+    assert f.get(timeout=5).offset == 0  # delivered by the sender thread, no caller action
+    prod.close()
+
+
+def test_linger_zero_sends_each_record_promptly(store):
+    store.create_topic("t", 1)
+    with Producer(store, linger_ms=0) as prod:
+        assert prod.send("t", b"x").get(timeout=5).offset == 0
+
+
+@pytest.mark.parametrize("codec", ["none", "gzip", "lz4", "zstd", "snappy"])
+def test_compression_round_trip_through_the_log(store, codec):
+    store.create_topic("t", 1)
+    with Producer(store, compression_type=codec, linger_ms=50) as prod:
+        for i in range(500):
+            prod.send("t", b"value-%d" % i, key=b"k%d" % (i % 7), partition=0)
+    cols = store.read("t", 0, 0, max_records=1000)
+    assert cols.values == [b"value-%d" % i for i in range(500)]
+    expected = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}[codec]
+    assert {h.compression for h in batches_of(store, "t", 0)} == {expected}
+
+
+def test_log_append_time_topic_stamps_at_append(store):
+    store.create_topic("t", 1, {"message.timestamp.type": "LogAppendTime"})
+    with Producer(store) as prod:
+        md = prod.send("t", b"x", timestamp=5).get(10)
+    assert md.timestamp > 1_600_000_000_000
+    assert store.read("t", 0, 0).timestamp_types == ["log_append"]
+
+
+def test_bad_input_fails_at_once_with_clear_errors(store):
+    store.create_topic("orders", 1, {"max.message.bytes": 1000})
+    prod = Producer(store)
+    with pytest.raises(UnknownTopicError, match="Did you mean 'orders'"):
+        prod.send("ordrs", b"x")
+    with pytest.raises(TypeError, match="value"):
+        prod.send("orders", 42)
+    with pytest.raises(TypeError, match="key"):
+        prod.send("orders", b"x", key=3.5)
+    with pytest.raises(TypeError, match="headers"):
+        prod.send("orders", b"x", headers=[("k",)])
+    with pytest.raises(RecordTooLargeError) as e:
+        prod.send("orders", b"x" * 5000)
+    assert "5021-byte" in str(e.value) and "939" in str(e.value)
+    with pytest.raises(InvalidConfigError, match="linger_ms"):
+        Producer(store, linger_msec=5)
+    prod.close()
+    with pytest.raises(LogClosedError):
+        prod.send("orders", b"x")
+
+
+def test_auto_create_topics_when_enabled(store):
+    with Producer(store, auto_create_topics=True) as prod:
+        assert prod.send("fresh", b"x").get(10).offset == 0
+    assert store.topic_names() == ["fresh"]
+
+
+def test_a_failed_append_fails_exactly_its_records(store, monkeypatch):
+    store.create_topic("t", 2)
+    real = PartitionLog.append
+
+    def failing(self, batches, **kw):
+        if self.partition == 1:
+            raise StorageError("write", self.directory, OSError(28, "No space left on device"))
+        return real(self, batches, **kw)
+
+    monkeypatch.setattr(PartitionLog, "append", failing)
+    prod = Producer(store, linger_ms=20)
+    ok = [prod.send("t", b"a%d" % i, partition=0) for i in range(5)]
+    bad = [prod.send("t", b"b%d" % i, partition=1) for i in range(5)]
+    seen = []
+    prod.send("t", b"b-cb", partition=1, on_delivery=lambda err, md: seen.append((err, md)))
+    with pytest.raises(StorageError, match="No space left"):
+        prod.flush()
+    assert [f.get(1).offset for f in ok] == [0, 1, 2, 3, 4]
+    for f in bad:
+        assert f.failed()
+        with pytest.raises(StorageError):
+            f.get(1)
+    assert len(seen) == 1 and isinstance(seen[0][0], StorageError) and seen[0][1] is None
+    assert store.partition("t", 1).next_offset == 0  # nothing reported delivered that is not there
+    monkeypatch.setattr(PartitionLog, "append", real)
+    prod.close()
+
+
+def test_on_delivery_callbacks_get_metadata(store):
+    store.create_topic("t", 1)
+    got = []
+    with Producer(store) as prod:
+        prod.produce("t", b"x", on_delivery=lambda err, md: got.append((err, md.offset)))
+        prod.produce("t", b"y", on_delivery=lambda err, md: got.append((err, md.offset)))
+    assert got == [(None, 0), (None, 1)]
+
+
+def test_many_threads_one_producer_exactly_once_in_order(store):
+    store.create_topic("t", 4)
+    prod = Producer(store, linger_ms=2, batch_size=4096)
+    futures: dict[str, list] = {}
+
+    def worker(tag):
+        futures[tag] = [prod.send("t", f"{tag}-{i}".encode(), key=tag.encode()) for i in range(2000)]
+
+    threads = [threading.Thread(target=worker, args=(f"T{n}",)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    prod.close()
+    for tag, fs in futures.items():
+        mds = [f.get(1) for f in fs]
+        assert len({md.partition for md in mds}) == 1
+        offsets = [md.offset for md in mds]
+        assert offsets == sorted(offsets)  # in order per partition per producer
+        cols = store.read("t", mds[0].partition, 0, max_records=10**6)
+        mine = [v.decode() for v in cols.values if v.startswith(tag.encode() + b"-")]
+        assert mine == [f"{tag}-{i}" for i in range(2000)]
+        by_offset = dict(zip(cols.offsets, cols.values, strict=True))
+        assert all(by_offset[md.offset] == f"{tag}-{i}".encode() for i, md in enumerate(mds))
+
+
+def test_send_many_routes_and_reports_offsets(store):
+    store.create_topic("t", 5)
+    keys = [b"user-%05d" % (i % 97) for i in range(5000)]
+    vals = [b"value-%d" % i for i in range(5000)]
+    with Producer(store, max_request_size=20_000) as prod:
+        res = prod.send_many("t", vals, keys)
+    assert [int(p) for p in res.partitions[:50]] == [murmur2_partition(k, 5) for k in keys[:50]]
+    for p in range(5):
+        cols = store.read("t", p, 0, max_records=10**6)
+        idx = [i for i in range(5000) if res.partitions[i] == p]
+        assert cols.values == [vals[i] for i in idx]  # input order within each partition
+        assert cols.offsets == [int(res.offsets[i]) for i in idx]
+        assert len(batches_of(store, "t", p)) > 1  # split at max_request_size
+
+
+def test_flush_timeout_and_close_idempotent(store):
+    store.create_topic("t", 1)
+    prod = Producer(store)
+    prod.send("t", b"x")
+    assert prod.flush(timeout=10) == 0
+    prod.close()
+    prod.close()
