@@ -388,6 +388,7 @@ class Producer:
             b = ts.open[partition]
             if b is None:
                 b = ts.open[partition] = _Batch(topic, partition, self._clock())
+                self._wake.notify()  # the sender sleeps until the oldest batch's linger deadline
             elif b.size + size > self._batch_size:
                 self._close_batch(ts, b)
                 b = ts.open[partition] = _Batch(topic, partition, self._clock())
