@@ -95,16 +95,24 @@ class _HandleCache:
         self._lock = threading.Lock()
 
     def touch(self, seg: LogSegment) -> None:
+        """Note that ``seg`` opened a handle; close the least recently used segments over the limit.
+
+        Called while the caller may hold ``seg``'s own lock, so eviction never waits for another
+        segment's lock (that ordering deadlocked two readers): a busy segment stays open for now.
+        """
         evict: list[LogSegment] = []
         with self._lock:
             self._lru[id(seg)] = seg
             self._lru.move_to_end(id(seg))
-            while len(self._lru) > self.limit:
+            while len(self._lru) - len(evict) > self.limit:
                 _, old = self._lru.popitem(last=False)
                 if old is not seg:
                     evict.append(old)
-        for old in evict:
-            old.release()
+        busy = [old for old in evict if not old.try_release()]
+        if busy:
+            with self._lock:
+                for old in busy:
+                    self._lru[id(old)] = old
 
 
 def _default_handle_limit() -> int:
@@ -154,6 +162,7 @@ class LogStore:
         self._meta = self._open_or_create(create, fsync, config)
         self._process_defaults = FSYNC_PRESETS[fsync] if fsync is not None else {}
         self._store_lock = FileLock(os.path.join(self.path, STORE_LOCK), lock_timeout, f"store {self.path}")
+        self._remove_deleted_dirs()
         self._lock = threading.RLock()
         self._logs: dict[TopicPartition, PartitionLog] = {}
         self._topics_cache: tuple[tuple[int, int, int], dict[str, Any]] | None = None
@@ -210,6 +219,15 @@ class LogStore:
         if not os.path.exists(os.path.join(self.path, TOPICS_FILE)):
             atomic_write(os.path.join(self.path, TOPICS_FILE), b'{"version": 1, "topics": {}}\n')
         return meta
+
+    def _remove_deleted_dirs(self) -> None:
+        """Finish topic deletions a crash interrupted: ``<dir>.<uuid>-delete`` directories go."""
+        try:
+            names = [n for n in os.listdir(self.path) if n.endswith("-delete")]
+        except FileNotFoundError:
+            return
+        for name in names:
+            shutil.rmtree(os.path.join(self.path, name), ignore_errors=True)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -280,38 +298,59 @@ class LogStore:
             raise InvalidConfigError(f"partitions={partitions!r} for topic '{name}'.", "Give a whole number >= 1.")
         own = validate_topic_config(config)
         TopicConfig.from_layers(self._meta.get("defaults"), own)  # fail before touching disk
+        existed = False
         with self._store_lock:
             topics = dict(self._topics())
             if name in topics:
-                if exist_ok:
-                    return self.describe_topic(name)
-                raise TopicExistsError(name)
-            norm = name.replace(".", "_")
-            for other in topics:
-                if other.replace(".", "_") == norm:
-                    raise InvalidTopicError(
-                        f"topic '{name}' collides with existing topic '{other}' "
-                        "('.' and '_' are treated alike, as in Kafka).",
-                        "Pick another name.",
-                    )
-            topic_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
-            for p in range(partitions):
-                d = os.path.join(self.path, partition_dir_name(name, p))
-                os.makedirs(d, exist_ok=True)
-                atomic_write(
-                    os.path.join(d, "partition.metadata"),
-                    f"version: 0\ntopic_id: {topic_id}".encode(),
-                    sync=False,
-                )
-            fsync_dir(self.path)
-            topics[name] = {
-                "partitions": partitions,
-                "config": own,
-                "topic_id": topic_id,
-                "created_ms": int(self._clock() * 1000),
-            }
-            self._write_topics(topics)
+                if not exist_ok:
+                    raise TopicExistsError(name)
+                existed = True
+        if existed:
+            return self.describe_topic(name)  # outside the store lock: it opens partition logs
+        with self._store_lock:
+            topics = dict(self._topics())
+            if name in topics:
+                if not exist_ok:
+                    raise TopicExistsError(name)
+            else:
+                self._create_locked(name, partitions, own, topics)
         return self.describe_topic(name)
+
+    def _create_locked(self, name: str, partitions: int, own: dict[str, Any], topics: dict[str, Any]) -> None:
+        norm = name.replace(".", "_")
+        for other in topics:
+            if other.replace(".", "_") == norm:
+                raise InvalidTopicError(
+                    f"topic '{name}' collides with existing topic '{other}' "
+                    "('.' and '_' are treated alike, as in Kafka).",
+                    "Pick another name.",
+                )
+        topic_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        # Leftovers of a deletion a crash interrupted must not come back as this topic's data.
+        self._drop_checkpoint_entries(name)
+        for entry in os.listdir(self.path):
+            topic, _, part = entry.rpartition("-")
+            d = os.path.join(self.path, entry)
+            if topic == name and part.isdigit() and os.path.isdir(d):
+                gone = f"{d}.{uuid.uuid4().hex}-delete"
+                os.replace(d, gone)
+                shutil.rmtree(gone, ignore_errors=True)
+        for p in range(partitions):
+            d = os.path.join(self.path, partition_dir_name(name, p))
+            os.makedirs(d, exist_ok=True)
+            atomic_write(
+                os.path.join(d, "partition.metadata"),
+                f"version: 0\ntopic_id: {topic_id}".encode(),
+                sync=False,
+            )
+        fsync_dir(self.path)
+        topics[name] = {
+            "partitions": partitions,
+            "config": own,
+            "topic_id": topic_id,
+            "created_ms": int(self._clock() * 1000),
+        }
+        self._write_topics(topics)
 
     def list_topics(self) -> list[TopicInfo]:
         """Every topic, sorted by name (without per-partition details)."""
@@ -361,6 +400,13 @@ class LogStore:
         partition directory is renamed ``<dir>.<uuid>-delete`` (Kafka's convention) and removed.
         Raises UnknownTopicError unless ``missing_ok``."""
         self._check_open()
+        # Close our logs first, outside the store lock: closing takes the partition flock and then
+        # the store lock (checkpoints), the order every other path uses.
+        with self._lock:
+            mine = [tp for tp in self._logs if tp.topic == name]
+            logs = [self._logs.pop(tp) for tp in mine]
+        for log in logs:
+            log.close()
         with self._store_lock:
             topics = dict(self._topics())
             entry = topics.pop(name, None)
@@ -371,11 +417,6 @@ class LogStore:
             self._write_topics(topics)
             doomed = []
             for p in range(entry["partitions"]):
-                tp = TopicPartition(name, p)
-                with self._lock:
-                    log = self._logs.pop(tp, None)
-                if log is not None:
-                    log.close()
                 d = os.path.join(self.path, partition_dir_name(name, p))
                 if os.path.isdir(d):
                     gone = f"{d}.{uuid.uuid4().hex}-delete"
@@ -397,7 +438,13 @@ class LogStore:
         tp = TopicPartition(topic, partition)
         log = self._logs.get(tp)
         if log is not None:
-            return log
+            if not log._flock.is_unlinked():
+                return log
+            # Another process deleted (and maybe re-created) the topic: drop the stale log.
+            with self._lock:
+                if self._logs.get(tp) is log:
+                    del self._logs[tp]
+            log.close()
         entry = self._topic_entry(topic)
         if isinstance(partition, bool) or not isinstance(partition, int) or not 0 <= partition < entry["partitions"]:
             raise UnknownPartitionError(topic, partition, entry["partitions"])

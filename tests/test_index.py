@@ -13,14 +13,14 @@ from logstore.storage.index import OffsetIndex, TimeIndex
 
 def test_offset_index_entry_bytes_match_kafka(tmp_path):
     # Fact sheet: base 100, offset 150 at position 4133 -> 00000032 00001025
-    idx = OffsetIndex(str(tmp_path / "x.index"), 100, 4096, active=True)
+    idx = OffsetIndex(str(tmp_path / "x.index"), 100, 4096, active=True, create=True)
     idx.append(150, 4133)
     idx.seal()
     assert (tmp_path / "x.index").read_bytes() == bytes.fromhex("0000003200001025")
 
 
 def test_time_index_entry_bytes_match_kafka(tmp_path):
-    idx = TimeIndex(str(tmp_path / "x.timeindex"), 100, 4096, active=True)
+    idx = TimeIndex(str(tmp_path / "x.timeindex"), 100, 4096, active=True, create=True)
     assert idx.maybe_append(1700000000123, 150)
     assert not idx.maybe_append(1700000000123, 151)  # only when the timestamp grew
     idx.seal()
@@ -29,7 +29,7 @@ def test_time_index_entry_bytes_match_kafka(tmp_path):
 
 def test_active_index_is_preallocated_and_trimmed_on_seal(tmp_path):
     path = tmp_path / "0.index"
-    idx = OffsetIndex(str(path), 0, 8192, active=True)
+    idx = OffsetIndex(str(path), 0, 8192, active=True, create=True)
     assert path.stat().st_size == 8192
     for i in range(1, 11):
         idx.append(i * 10, i * 5000)
@@ -43,16 +43,16 @@ def test_active_index_is_preallocated_and_trimmed_on_seal(tmp_path):
 def test_untrimmed_index_counts_only_written_entries(tmp_path):
     # A crash leaves the preallocated zeros behind: they are not entries.
     path = tmp_path / "0.index"
-    idx = OffsetIndex(str(path), 0, 8192, active=True)
+    idx = OffsetIndex(str(path), 0, 8192, active=True, create=True)
     for i in range(1, 6):
         idx.append(i, i * 100)
     idx.close()
     assert path.stat().st_size == 8192
-    assert OffsetIndex(str(path), 0, 8192, active=True).entries == 5
+    assert OffsetIndex(str(path), 0, 8192, active=True, create=True).entries == 5
 
 
 def test_time_index_reserves_last_slot(tmp_path):
-    idx = TimeIndex(str(tmp_path / "t.timeindex"), 0, 12 * 4, active=True)
+    idx = TimeIndex(str(tmp_path / "t.timeindex"), 0, 12 * 4, active=True, create=True)
     for i in range(3):
         assert idx.maybe_append(1000 + i, i)
     assert idx.is_full()
@@ -68,7 +68,7 @@ def test_time_index_reserves_last_slot(tmp_path):
 )
 def test_offset_lookup_matches_bisect_oracle(tmp_path_factory, gaps, probes, base):
     path = str(tmp_path_factory.mktemp("idx") / "o.index")
-    idx = OffsetIndex(path, base, 1 << 16, active=True)
+    idx = OffsetIndex(path, base, 1 << 16, active=True, create=True)
     offsets, positions = [], []
     off, pos = base, 0
     for g in gaps:
@@ -99,7 +99,7 @@ def test_offset_lookup_matches_bisect_oracle(tmp_path_factory, gaps, probes, bas
 )
 def test_time_lookup_matches_bisect_oracle(tmp_path_factory, steps, probes):
     path = str(tmp_path_factory.mktemp("tidx") / "t.timeindex")
-    idx = TimeIndex(path, 0, 1 << 16, active=True)
+    idx = TimeIndex(path, 0, 1 << 16, active=True, create=True)
     stamps, offsets = [], []
     ts, off = 1_600_000_000_000, 0
     for dt, doff in steps:
@@ -118,7 +118,7 @@ def test_time_lookup_matches_bisect_oracle(tmp_path_factory, steps, probes):
 
 
 def test_truncate_to_removes_entries_at_and_after(tmp_path):
-    idx = OffsetIndex(str(tmp_path / "o.index"), 0, 4096, active=True)
+    idx = OffsetIndex(str(tmp_path / "o.index"), 0, 4096, active=True, create=True)
     for i in range(1, 11):
         idx.append(i * 10, i * 100)
     idx.truncate_to(55)
@@ -132,7 +132,7 @@ def test_truncate_to_removes_entries_at_and_after(tmp_path):
 
 def test_refresh_discovers_entries_written_by_another_handle(tmp_path):
     path = str(tmp_path / "o.index")
-    writer = OffsetIndex(path, 0, 4096, active=True)
+    writer = OffsetIndex(path, 0, 4096, active=True, create=True)
     reader = OffsetIndex(path, 0, 4096, active=False)
     assert reader.entries == 0
     for i in range(1, 100):

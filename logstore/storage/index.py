@@ -33,14 +33,17 @@ class _Index:
     key_size = 0  # bytes of the sort key at the start of each entry
     reserve_last_slot = False
 
-    def __init__(self, path: str, base_offset: int, max_index_size: int, *, active: bool) -> None:
+    def __init__(self, path: str, base_offset: int, max_index_size: int, *, active: bool, create: bool = False) -> None:
+        """Open an index file. ``active`` (only under the partition flock): open it for writing and
+        extend it to its preallocated size; ``create``: create it when missing. A reader opens
+        read-only and never changes the file."""
         self.path = path
         self.base_offset = base_offset
         self.max_entries = max_index_size // self.entry_size
         self.active = active
         self._map: np.memmap | None = None
         self._keys: np.ndarray | None = None
-        self._fd = os.open(path, (os.O_RDWR if active else os.O_RDONLY) | (os.O_CREAT if active else 0), 0o644)
+        self._fd = os.open(path, (os.O_RDWR if active else os.O_RDONLY) | (os.O_CREAT if create else 0), 0o644)
         size = os.fstat(self._fd).st_size
         if size % self.entry_size and not active:
             raise CorruptIndexError(f"index size {size} is not a multiple of its {self.entry_size}-byte entries", path)
@@ -128,17 +131,31 @@ class _Index:
         return self.entries >= limit
 
     def truncate_entries(self, keep: int) -> None:
-        """Keep the first ``keep`` entries; zero the rest of an active index (its size stays)."""
+        """Keep the first ``keep`` entries (the index must be active, i.e. the flock held).
+
+        The kept entries go to a new file renamed over the old one, never a shrink in place: other
+        processes may have mapped entries past ``keep``, and a later trim of the same file would
+        then turn their reads into SIGBUS. Their maps keep the old file until they reload.
+        """
         if keep >= self.entries:
             return
-        if self.active:
-            m = self._ensure_map()
-            m[keep * self.entry_size : self.entries * self.entry_size] = 0
-        else:
-            os.close(self._fd)
-            self._fd = os.open(self.path, os.O_RDWR)
-            os.ftruncate(self._fd, keep * self.entry_size)
-            self._map = self._keys = None
+        if not self.active:
+            raise CorruptIndexError("truncating an index that is not open for writing", self.path)
+        es = self.entry_size
+        kept = os.pread(self._fd, keep * es, 0) if keep else b""
+        tmp = self.path + ".tmp"
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, kept)
+            os.ftruncate(fd, max(self.max_entries * es, len(kept)))
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        os.replace(tmp, self.path)
+        os.close(self._fd)
+        self._fd = fd
+        self._map = self._keys = None
         self.entries = keep
 
     def flush(self) -> None:

@@ -77,7 +77,7 @@ from .files import (
     remove_quietly,
 )
 from .locks import FileLock
-from .segment import LogSegment, RecoveryResult
+from .segment import LogSegment, RecoveryResult, StaleSegmentError
 
 LOCK_FILE = ".logstore.lock"
 OPEN_FILE = ".logstore.open"
@@ -156,6 +156,7 @@ class PartitionLog:
         self._unflushed = 0
         self._last_flush = self._now_ms()
         self._clean_marker_removed = False
+        self._failed: StorageError | None = None
         self.load_report = LoadReport()
         os.makedirs(directory, exist_ok=True)
         self._flock = FileLock(os.path.join(directory, LOCK_FILE), lock_timeout, f"{topic}-{partition}")
@@ -275,12 +276,13 @@ class PartitionLog:
                 return  # nothing on disk right now (a topic being deleted); keep what we had
             base = max(self.log_start_offset, 0)
             seg = self._new_segment(base, active=True)
-            seg.open_files()
+            seg.create_files()
             fsync_dir(self.directory)
             self._segments, self._bases = [seg], [base]
             self.load_report = report
             return
-        segs = [self._new_segment(b, active=(i == len(bases) - 1)) for i, b in enumerate(bases)]
+        # Every segment starts read-only; a writer activates the last one under the flock.
+        segs = [self._new_segment(b, active=False) for b in bases]
         for i, seg in enumerate(segs[:-1]):
             seg.size = os.stat(seg.log_path).st_size
             seg.next_offset = segs[i + 1].base_offset
@@ -409,7 +411,9 @@ class PartitionLog:
                 hint="Restore the file from a copy; the data before this position is intact.",
             )
         if position < file_size and truncate:
-            durable = max(self.recovery_point, self._checkpointed_recovery_point())
+            # The checkpoint, not this process's memory: another process may have truncated the log
+            # (lowering it) since we read it.
+            durable = self._checkpointed_recovery_point()
             if seg.next_offset < durable:
                 raise CorruptLogError(
                     f"damaged record batch inside fsynced data (below the recovery point {durable}); not truncating",
@@ -426,6 +430,7 @@ class PartitionLog:
                     hint="Restore the file from a copy, or run 'logstore recover' to inspect it.",
                 )
             self._bump_layout()
+            seg.activate()
             with seg._handle_lock:
                 os.ftruncate(seg.fd(), position)
                 os.fsync(seg.fd())
@@ -476,16 +481,14 @@ class PartitionLog:
             if j < len(segs) - 1 and not result.truncated_bytes:
                 seg.next_offset = segs[j + 1].base_offset
             if result.truncated_bytes and j < len(segs) - 1:
-                # Data after a torn segment cannot be trusted to follow it: drop later segments.
-                for later in segs[j + 1 :]:
+                # Data after a torn segment cannot be trusted to follow it: drop later segments,
+                # newest first so that a crash part-way leaves a prefix.
+                for later in reversed(segs[j + 1 :]):
                     later.release()
-                    for p in (later.log_path, later.index_path, later.timeindex_path):
-                        if os.path.exists(p):
-                            os.replace(p, p + DELETED_SUFFIX)
+                    remove_quietly([later.log_path])
+                    fsync_dir(self.directory)
+                    remove_quietly([later.index_path, later.timeindex_path])
                     report.deleted_segments.append(later.log_path)
-                fsync_dir(self.directory)
-                for later in segs[j + 1 :]:
-                    remove_quietly(p + DELETED_SUFFIX for p in (later.log_path, later.index_path, later.timeindex_path))
                 del segs[j + 1 :]
                 del self._bases[j + 1 :]
                 seg.activate()
@@ -576,11 +579,23 @@ class PartitionLog:
                 if not self._clean_marker_removed:
                     remove_quietly([os.path.join(self.directory, CLEAN_FILE)])
                     self._clean_marker_removed = True
+                if self._failed is not None:
+                    raise self._failed
                 next_offset = self.next_offset
                 last_offset = next_offset + sum(h.last_offset_delta + 1 for _, h in headers) - 1
                 now = self._now_ms()
-                max_ts = max(h.max_timestamp for _, h in headers) if not log_append else now
+                # Largest timestamp and the last offset of the (first) batch holding it (Kafka's
+                # shallowOffsetOfMaxTimestamp), for the time index.
+                max_ts, max_ts_offset, offset = -1, next_offset, next_offset
+                for _, h in headers:
+                    offset += h.last_offset_delta + 1
+                    if h.max_timestamp > max_ts:
+                        max_ts, max_ts_offset = h.max_timestamp, offset - 1
+                if log_append:
+                    max_ts, max_ts_offset = now, last_offset
                 seg = self._maybe_roll(total, max_ts, last_offset)
+                if not seg.active:
+                    seg.activate()
                 buffers: list[Any] = []
                 offset = next_offset
                 for p, h in headers:
@@ -592,8 +607,12 @@ class PartitionLog:
                     offset += h.last_offset_delta + 1
                 position = seg.size
                 with seg._handle_lock:
-                    seg.write(buffers, position, total)
-                    seg.after_append(position, last_offset, max_ts, total)
+                    try:
+                        seg.write(buffers, position, total)
+                    except StorageError as e:
+                        self._undo_write(seg, position, e)
+                        raise
+                    seg.after_append(position, last_offset, max_ts, total, max_timestamp_offset=max_ts_offset)
                 self._unflushed += last_offset - next_offset + 1
                 sync = self._unflushed >= self.config.flush_messages or now - self._last_flush >= self.config.flush_ms
                 if sync:
@@ -605,6 +624,16 @@ class PartitionLog:
         if sync:
             seg.flush()
         return AppendResult(next_offset, last_offset, now if log_append else -1, seg.base_offset, position, total)
+
+    def _undo_write(self, seg: LogSegment, position: int, error: StorageError) -> None:
+        """A write failed part-way (disk full, I/O error): cut the file back to ``position`` so no
+        whole batch of the failed append survives to be adopted later. If even that fails, the log
+        refuses further appends until it is reopened (and recovered)."""
+        try:
+            os.ftruncate(seg.fd(), position)
+            os.fsync(seg.fd())
+        except OSError as e:
+            self._failed = StorageError("cut back a failed append in", seg.log_path, e)
 
     @staticmethod
     def _stamp_log_append_time(view: Any, pos: int, h: Any, now: int) -> bytes:
@@ -666,9 +695,10 @@ class PartitionLog:
         old = self._segments[-1]
         new_base = old.next_offset
         self._bump_layout()
+        old.activate()
         old.seal()
         new = self._new_segment(new_base, active=True)
-        new.open_files()
+        new.create_files()
         new.created_ms = self._now_ms()
         fsync_dir(self.directory)
         self._segments.append(new)
@@ -724,6 +754,13 @@ class PartitionLog:
             if offset < self.log_start_offset or offset > self.next_offset:
                 raise OffsetOutOfRangeError(self.topic, self.partition, offset, self.log_start_offset, self.next_offset)
 
+    def _fresh(self) -> None:
+        """Reload this process's view when another process changed the segment list (an 8-byte
+        pread of the layout generation): readers never use a segment that was truncated or
+        removed under them."""
+        if os.pread(self._flock.fd, 8, 0) != self._layout_gen.to_bytes(8, "big"):
+            self.refresh()
+
     def read(self, offset: int, max_bytes: int = 1 << 20) -> bytes:
         """Whole batches starting with the one holding ``offset`` (it may begin below ``offset``),
         up to ``max_bytes`` but always at least one batch. Empty at the log end.
@@ -731,6 +768,7 @@ class PartitionLog:
         Raises OffsetOutOfRangeError outside ``[log_start_offset, next_offset]``.
         """
         self._check_open()
+        self._fresh()
         self.check_offset(offset)
         if offset >= self.next_offset:
             return b""
@@ -751,8 +789,22 @@ class PartitionLog:
         Every batch's CRC is checked; raises CorruptRecordError (file, position) on damage,
         OffsetOutOfRangeError outside ``[log_start_offset, next_offset]``.
         """
-        out = RecordColumns()
         self._check_open()
+        self._fresh()
+        try:
+            return self._read_records(offset, max_records, max_bytes)
+        except StaleSegmentError:
+            self.refresh()  # a segment went away under us: read the new layout once more
+            return self._read_records(offset, max_records, max_bytes)
+
+    def _read_records(self, offset: int, max_records: int | None, max_bytes: int) -> RecordColumns:
+        """Decode the records from ``offset`` on: at most ``max_records``, from about ``max_bytes`` of
+        batches (always at least one batch), continuing across segments.
+
+        Every batch's CRC is checked; raises CorruptRecordError (file, position) on damage,
+        OffsetOutOfRangeError outside ``[log_start_offset, next_offset]``.
+        """
+        out = RecordColumns()
         self.check_offset(offset)
         segments = self._segments
         i = self._segment_for(offset)
@@ -819,7 +871,8 @@ class PartitionLog:
         for seg in list(self._segments):
             if seg.size == 0 or self._largest_timestamp(seg) < timestamp:
                 continue
-            _, start_off = seg.time_index.lookup(timestamp)
+            with seg._handle_lock:
+                _, start_off = seg.time_index.lookup(timestamp)
             start_off = max(start_off, self.log_start_offset, seg.base_offset)
             found = seg.find_batch(start_off)
             if found is None:
@@ -839,7 +892,8 @@ class PartitionLog:
 
     def _largest_timestamp(self, seg: LogSegment) -> int:
         if seg.max_timestamp == -2:
-            ts, off = seg.time_index.last_entry()
+            with seg._handle_lock:
+                ts, off = seg.time_index.last_entry()
             seg.max_timestamp, seg.offset_of_max_timestamp = ts, off
         return seg.max_timestamp
 
@@ -860,23 +914,20 @@ class PartitionLog:
                     )
                 self._bump_layout()
                 i = self._segment_for(offset)
-                for seg in self._segments[i + 1 :]:
-                    seg.release()
-                    for p in (seg.log_path, seg.index_path, seg.timeindex_path):
-                        if os.path.exists(p):
-                            os.replace(p, p + DELETED_SUFFIX)
-                doomed = self._segments[i + 1 :]
+                # Newest first, and durable before the cut below: a crash part-way leaves a prefix of
+                # the log, never a hole with truncated data after it.
+                for doomed in reversed(self._segments[i + 1 :]):
+                    doomed.release()
+                    remove_quietly([doomed.log_path])
+                    fsync_dir(self.directory)
+                    remove_quietly([doomed.index_path, doomed.timeindex_path])
                 del self._segments[i + 1 :]
                 del self._bases[i + 1 :]
+                fsync_dir(self.directory)
                 seg = self._segments[i]
                 seg.activate()
-                seg.index.activate()
-                seg.time_index.activate()
                 seg.truncate_to(offset)
-                fsync_dir(self.directory)
                 self._bump_layout()
-                for d in doomed:
-                    remove_quietly(p + DELETED_SUFFIX for p in (d.log_path, d.index_path, d.timeindex_path))
                 self.recovery_point = min(self.recovery_point, seg.next_offset)
                 if self._on_checkpoint:
                     self._on_checkpoint(self)
@@ -996,6 +1047,7 @@ class PartitionLog:
 
     def _write_clean_marker(self, seg: LogSegment) -> None:
         self._bump_layout()
+        seg.activate()
         with seg._handle_lock:
             # Trimmed so Kafka's tools (which trust file length / entry size) read them.
             seg.index.seal()

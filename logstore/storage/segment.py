@@ -20,6 +20,7 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import CorruptLogError, CorruptRecordError, StorageError
 from ..records.batch import (
@@ -48,6 +49,14 @@ class RecoveryResult:
     valid_size: int
     truncated_bytes: int
     batches: int
+
+
+class StaleSegmentError(StorageError):
+    """A segment file this process knew about is gone: another process rolled, truncated or
+    deleted it. Internal: the partition log reloads its view and retries."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__("open", path, FileNotFoundError(2, "No such file or directory"))
 
 
 class LogSegment:
@@ -88,21 +97,31 @@ class LogSegment:
     # --- handles ----------------------------------------------------------------------------------
 
     def fd(self) -> int:
-        """The ``.log`` descriptor, opened on first use (read-write while active)."""
+        """The ``.log`` descriptor, opened on first use: read-write once :meth:`activate` was called
+        (a writer holding the flock), else read-only. Never creates the file: a segment that is gone
+        raises StaleSegmentError (another process removed it; the caller reloads its view)."""
         if self._fd < 0:
             flags = os.O_RDWR if self.active else os.O_RDONLY
             try:
-                self._fd = os.open(self.log_path, flags | (os.O_CREAT if self.active else 0), 0o644)
+                self._fd = os.open(self.log_path, flags)
+            except FileNotFoundError:
+                raise StaleSegmentError(self.log_path) from None
             except OSError as e:
                 raise StorageError("open", self.log_path, e) from e
             if self._on_open:
                 self._on_open(self)
         return self._fd
 
+    def _open_index(self, cls: type, path: str, create: bool = False) -> Any:
+        try:
+            return cls(path, self.base_offset, self.max_index_size, active=self.active, create=create)
+        except FileNotFoundError:
+            raise StaleSegmentError(path) from None
+
     @property
     def index(self) -> OffsetIndex:
         if self._index is None:
-            self._index = OffsetIndex(self.index_path, self.base_offset, self.max_index_size, active=self.active)
+            self._index = self._open_index(OffsetIndex, self.index_path)
             if self._on_open:
                 self._on_open(self)
         return self._index
@@ -110,18 +129,34 @@ class LogSegment:
     @property
     def time_index(self) -> TimeIndex:
         if self._time_index is None:
-            self._time_index = TimeIndex(self.timeindex_path, self.base_offset, self.max_index_size, active=self.active)
+            self._time_index = self._open_index(TimeIndex, self.timeindex_path)
             if self._on_open:
                 self._on_open(self)
         return self._time_index
 
-    def open_files(self) -> None:
-        """Open (creating when active) the ``.log`` and both index files now."""
-        self.fd()
-        _ = self.index, self.time_index
+    def create_files(self) -> None:
+        """Create the ``.log`` and both index files of a new segment (flock held) and open them."""
+        with self._handle_lock:
+            self.active = True
+            fd = os.open(self.log_path, os.O_RDWR | os.O_CREAT, 0o644)
+            os.close(fd)
+            self._index = self._open_index(OffsetIndex, self.index_path, create=True)
+            self._time_index = self._open_index(TimeIndex, self.timeindex_path, create=True)
+            self.fd()
 
     def has_handles(self) -> bool:
         return self._fd >= 0 or self._index is not None or self._time_index is not None
+
+    def try_release(self) -> bool:
+        """:meth:`release` unless another thread is using the segment (then False): the handle
+        cache calls this while its caller may hold another segment's lock, so it must not wait."""
+        if not self._handle_lock.acquire(blocking=False):
+            return False
+        try:
+            self.release()
+            return True
+        finally:
+            self._handle_lock.release()
 
     def release(self) -> None:
         """Close descriptors and drop maps of an idle segment (reopened on next use)."""
@@ -175,14 +210,21 @@ class LogSegment:
             raise StorageError("write", self.log_path, e) from e
 
     def after_append(
-        self, position: int, last_offset: int, max_timestamp: int, size: int, *, index: bool = True
+        self,
+        position: int,
+        last_offset: int,
+        max_timestamp: int,
+        size: int,
+        *,
+        index: bool = True,
+        max_timestamp_offset: int | None = None,
     ) -> None:
         """Update state, and the indexes unless ``index`` is False, for a batch (or set of batches)
         written at ``position``. ``index=False`` serves scans over batches another process wrote:
         that process wrote their index entries itself."""
         if max_timestamp > self.max_timestamp:
             self.max_timestamp = max_timestamp
-            self.offset_of_max_timestamp = last_offset
+            self.offset_of_max_timestamp = last_offset if max_timestamp_offset is None else max_timestamp_offset
         if self.first_batch_timestamp is None:
             self.first_batch_timestamp = max_timestamp
         if index and self.bytes_since_last_index_entry > self.index_interval_bytes:
@@ -320,6 +362,10 @@ class LogSegment:
         (the recovery point: data known to be fsynced), is not a torn write; it raises
         CorruptLogError (file, position) and cuts nothing.
         """
+        with self._handle_lock:
+            return self._recover(durable_offset)
+
+    def _recover(self, durable_offset: int) -> RecoveryResult:
         fd = self.fd()
         file_size = self.file_size()
         self.index.truncate_entries(0)
@@ -453,12 +499,17 @@ class LogSegment:
             self.active = False
 
     def activate(self) -> None:
-        """Make a sealed segment the active one again (after truncation back into it)."""
+        """Open the segment for writing (flock held): the ``.log`` read-write and both indexes
+        writable and extended to their preallocated size. Readers never call this."""
         with self._handle_lock:
             if self.active:
                 return
             self.release()
             self.active = True
+            # A missing index (deleted, or never written before a crash) is created here, under
+            # the flock; the lazy paths readers use never create files.
+            self._index = self._open_index(OffsetIndex, self.index_path, create=True)
+            self._time_index = self._open_index(TimeIndex, self.timeindex_path, create=True)
 
     def truncate_to(self, offset: int) -> int:
         """Remove every batch whose last offset >= ``offset`` (the batch holding ``offset`` and all
