@@ -172,13 +172,15 @@ class _Index:
             os.ftruncate(self._fd, self.entries * self.entry_size)
             os.fsync(self._fd)
             os.close(self._fd)
-            self._fd = os.open(self.path, os.O_RDONLY)
+            self._fd = -1  # never keep a closed number: it may be reused by another file
             self.active = False
+            self._fd = os.open(self.path, os.O_RDONLY)
 
     def activate(self) -> None:
         """Re-open a sealed index for appending, extended back to its preallocated size."""
         if not self.active:
             os.close(self._fd)
+            self._fd = -1
             self._fd = os.open(self.path, os.O_RDWR)
             os.ftruncate(self._fd, max(self.max_entries * self.entry_size, self.entries * self.entry_size))
             self._map = self._keys = None
@@ -191,8 +193,8 @@ class _Index:
     def close(self) -> None:
         self._map = self._keys = None
         if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+            fd, self._fd = self._fd, -1
+            os.close(fd)
 
     def refresh(self, limit_position: int | None = None) -> None:
         """Discover entries another process appended, reading them with ``pread`` (never the map).

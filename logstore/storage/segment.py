@@ -162,8 +162,8 @@ class LogSegment:
         """Close descriptors and drop maps of an idle segment (reopened on next use)."""
         with self._handle_lock:
             if self._fd >= 0:
-                os.close(self._fd)
-                self._fd = -1
+                fd, self._fd = self._fd, -1
+                os.close(fd)
             if self._index is not None:
                 self._index.close()
                 self._index = None
@@ -493,10 +493,12 @@ class LogSegment:
             self.index.seal()
             self.time_index.seal()
             fd = self.fd()
-            os.fsync(fd)
-            os.close(fd)
             self._fd = -1
             self.active = False
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
     def activate(self) -> None:
         """Open the segment for writing (flock held): the ``.log`` read-write and both indexes
