@@ -13,6 +13,7 @@ large batches, for loading data fast.
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections import deque
@@ -33,7 +34,8 @@ from .errors import (
     did_you_mean,
 )
 from .partitioner import crc32_partition, murmur2_partition, murmur2_partitions
-from .records.batch import build_batch
+from .records.batch import _timestamps as batch_timestamps
+from .records.batch import build_batch, encode_records, frame_batch
 from .records.compression import codec_id
 
 _OVERHEAD = 21  # bytes a record costs besides its key, value and headers (Kafka's MAX_RECORD_OVERHEAD)
@@ -514,32 +516,61 @@ class Producer:
             i = int(np.argmax(sizes))
             raise RecordTooLargeError(topic, int(parts[i]), int(sizes[i]), limit)
         gather = count > 1 and partition is None
-        for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
-            p = int(sorted_parts[s])
-            idx = order[s:e]
-            il = idx.tolist()
-            vals = _gather(values, il) if gather else list(values)
-            ks = None if keys is None else (_gather(keys, il) if gather else list(keys))
-            hs = None if headers is None else _gather(headers, il)
-            cum = np.cumsum(sizes[idx])
-            log = self._store.partition(topic, p)
-            pos, m, done_bytes = 0, len(il), 0
-            while pos < m:
-                # As many records as fit the request limit (at least one), uncompressed.
-                end = max(pos + 1, int(np.searchsorted(cum, done_bytes + limit - 61, side="right")))
-                end = min(end, pos + 65536, m)
-                chunk_ts: Any = timestamps if ts_arr is None else ts_arr[idx[pos:end]]
-                batch = build_batch(
-                    vals[pos:end],
-                    ks[pos:end] if ks is not None else None,
-                    timestamps=chunk_ts,
-                    headers=hs[pos:end] if hs is not None else None,
-                    compression_type=codec,
-                )
-                r = log.append(batch, validate=False)
-                offsets[idx[pos:end]] = np.arange(r.first_offset, r.last_offset + 1)
-                done_bytes = int(cum[end - 1])
-                pos = end
+        # Build (Python encoding + lz4) here while one appender thread writes and fsyncs the previous
+        # batch: lz4, the write and the fsync release the GIL, so the two overlap on two cores.
+        work: queue.Queue[Any] = queue.Queue(maxsize=2)
+        failure: list[BaseException] = []
+
+        def appender() -> None:
+            while True:
+                item = work.get()
+                if item is None:
+                    return
+                if failure:
+                    continue
+                log, records, count, base_ts, max_ts, where = item
+                try:
+                    batch = frame_batch(records, count, base_ts, max_ts, compression_type=codec)
+                    r = log.append(batch, validate=False)
+                    offsets[where] = np.arange(r.first_offset, r.last_offset + 1)
+                except BaseException as e:
+                    failure.append(e)
+
+        thread = threading.Thread(target=appender, name="logstore-send-many", daemon=True)
+        thread.start()
+        try:
+            for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
+                if failure:
+                    break
+                p = int(sorted_parts[s])
+                idx = order[s:e]
+                il = idx.tolist()
+                vals = _gather(values, il) if gather else list(values)
+                ks = None if keys is None else (_gather(keys, il) if gather else list(keys))
+                hs = None if headers is None else _gather(headers, il)
+                cum = np.cumsum(sizes[idx])
+                log = self._store.partition(topic, p)
+                pos, m, done_bytes = 0, len(il), 0
+                while pos < m and not failure:
+                    # As many records as fit the request limit (at least one), uncompressed.
+                    end = max(pos + 1, int(np.searchsorted(cum, done_bytes + limit - 61, side="right")))
+                    end = min(end, pos + 65536, m)
+                    chunk_ts: Any = timestamps if ts_arr is None else ts_arr[idx[pos:end]]
+                    base_ts, max_ts, deltas = batch_timestamps(end - pos, chunk_ts, None)
+                    records = encode_records(
+                        vals[pos:end],
+                        ks[pos:end] if ks is not None else None,
+                        deltas,
+                        hs[pos:end] if hs is not None else None,
+                    )
+                    work.put((log, records, end - pos, base_ts, max_ts, idx[pos:end]))
+                    done_bytes = int(cum[end - 1])
+                    pos = end
+        finally:
+            work.put(None)
+            thread.join()
+        if failure:
+            raise failure[0]
         return BulkResult(topic, parts, offsets)
 
     # --- the sender ---------------------------------------------------------------------------------

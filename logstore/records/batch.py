@@ -408,8 +408,48 @@ def build_batch(
     if base_ts < 0 and base_ts != -1:
         raise ValueError(f"timestamp {base_ts} is negative; use ms since the epoch, or -1 for none")
     records = encode_records(values, keys, deltas, headers)
+    return frame_batch(
+        records,
+        n,
+        base_ts,
+        max_ts,
+        compression_type=codec,
+        timestamp_type=timestamp_type,
+        now_ms=now_ms,
+        base_offset=base_offset,
+        partition_leader_epoch=partition_leader_epoch,
+        producer_id=producer_id,
+        producer_epoch=producer_epoch,
+        base_sequence=base_sequence,
+        is_transactional=is_transactional,
+    )
+
+
+def frame_batch(
+    records: bytes,
+    count: int,
+    base_timestamp: int,
+    max_timestamp: int,
+    *,
+    compression_type: str | int = "none",
+    timestamp_type: str = CREATE_TIME,
+    now_ms: int | None = None,
+    base_offset: int = 0,
+    partition_leader_epoch: int = -1,
+    producer_id: int = -1,
+    producer_epoch: int = -1,
+    base_sequence: int = -1,
+    is_transactional: bool = False,
+) -> bytes:
+    """Compress an encoded records section (:func:`encode_records`) and put the 61-byte header
+    and CRC-32C on it. Split from :func:`build_batch` so that encoding (Python) and compressing
+    (lz4 releases the GIL) can run in different threads."""
+    codec = compression.codec_id(compression_type)
     payload = compression.compress(codec, records) if codec else records
     attributes = codec
+    max_ts = max_timestamp
+    n = count
+    base_ts = base_timestamp
     if timestamp_type == LOG_APPEND_TIME:
         attributes |= TIMESTAMP_TYPE_MASK
         if now_ms is None:
