@@ -758,7 +758,7 @@ class PartitionLog:
         """Reload this process's view when another process changed the segment list (an 8-byte
         pread of the layout generation): readers never use a segment that was truncated or
         removed under them."""
-        if os.pread(self._flock.fd, 8, 0) != self._layout_gen.to_bytes(8, "big"):
+        if self._read_layout_gen() != self._layout_gen:  # a short (new) lock file reads as 0
             self.refresh()
 
     def read(self, offset: int, max_bytes: int = 1 << 20) -> bytes:
