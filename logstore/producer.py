@@ -299,8 +299,11 @@ class Producer:
                     raise UnknownTopicError(topic, names, self._store.path)
                 self._store.create_topic(topic, 1, exist_ok=True)
             cfg = self._store.topic_config(topic)
-            info = _TopicState(topic, self._store.partition_count(topic), cfg, self._max_request)
-            self._topics[topic] = info
+            created = _TopicState(topic, self._store.partition_count(topic), cfg, self._max_request)
+            with self._lock:
+                # Several threads may race to the first send to a topic: exactly one state wins,
+                # or batches would sit in a copy the sender never looks at.
+                info = self._topics.setdefault(topic, created)
         return info
 
     def partition_for(self, topic: str, key: bytes | None) -> int:

@@ -252,3 +252,36 @@ def test_flush_timeout_and_close_idempotent(store):
     assert prod.flush(timeout=10) == 0
     prod.close()
     prod.close()
+
+
+def test_first_sends_from_many_threads_share_one_topic_state(store, monkeypatch):
+    # Regression: threads racing to the first send() of a topic each made their own per-topic
+    # state, and records in the losing copies were never delivered. A slow topic_config (as under
+    # load) makes every thread enter the first-send path together.
+    real = store.topic_config
+
+    def slow(name):
+        time.sleep(0.02)
+        return real(name)
+
+    monkeypatch.setattr(store, "topic_config", slow)
+    store.create_topic("race", 4)
+    prod = Producer(store, linger_ms=1)
+    barrier = threading.Barrier(8)
+    futures = []
+    lock = threading.Lock()
+
+    def worker(n):
+        barrier.wait()
+        fs = [prod.send("race", b"%d-%d" % (n, i), key=b"k%d" % n) for i in range(50)]
+        with lock:
+            futures.extend(fs)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    prod.close(timeout=30)
+    assert all(f.is_done() for f in futures)
+    assert sum(store.partition("race", p).next_offset for p in range(4)) == 400
