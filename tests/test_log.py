@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logstore import CorruptRecordError, OffsetOutOfRangeError, RecordTooLargeError
+from logstore import CorruptRecordError, OffsetOutOfRangeError, RecordTooLargeError, StorageError
 from logstore.records import build_batch, iter_batches, read_header
 from logstore.storage.files import segment_name
 
@@ -288,3 +288,25 @@ def test_threads_append_and_read_one_partition(open_log):
     values = [v.decode() for v in log.read_records(0, max_bytes=1 << 22).values]
     for tag in "ABCD":
         assert [v for v in values if v.startswith(tag)] == [f"{tag}-{j}" for j in range(300)]
+
+
+def test_close_adds_the_final_time_index_entry(open_log, tmp_path):
+    log = open_log(index_interval_bytes=10**6)  # no entries while appending
+    log.append_records([b"a"], timestamps=BASE_TS)
+    log.append_records([b"b"], timestamps=BASE_TS + 7)
+    assert log.active_segment.time_index.entries == 0
+    path = log.active_segment.timeindex_path
+    log.close()
+    assert Path(path).read_bytes() == (BASE_TS + 7).to_bytes(8, "big") + (1).to_bytes(4, "big")
+
+
+def test_a_failed_background_fsync_fails_the_next_append(open_log, clock, monkeypatch):
+    log = open_log(flush_messages=10**9, flush_ms=10, clock=clock)
+    log.append_records([b"x"])
+    clock.t += 1
+    monkeypatch.setattr(os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(5, "Input/output error")))
+    with pytest.raises(StorageError):
+        log.maybe_flush()
+    monkeypatch.undo()
+    with pytest.raises(StorageError, match="Input/output error"):
+        log.append_records([b"y"])

@@ -738,7 +738,13 @@ class PartitionLog:
             if self._closed or not self._unflushed:
                 return False
             if self._now_ms() - self._last_flush >= self.config.flush_ms:
-                self._flush_locked()
+                try:
+                    self._flush_locked()
+                except StorageError as e:
+                    # Linux reports a writeback error once: remember it, so the next append (and
+                    # the caller waiting on it) learns that earlier records may not be durable.
+                    self._failed = e
+                    raise
                 return True
             return False
 
@@ -1049,6 +1055,9 @@ class PartitionLog:
         self._bump_layout()
         seg.activate()
         with seg._handle_lock:
+            # As Kafka's LogSegment.close: the segment's largest timestamp as a final time entry.
+            if seg.max_timestamp >= 0:
+                seg.time_index.maybe_append(seg.max_timestamp, seg.offset_of_max_timestamp, skip_full_check=True)
             # Trimmed so Kafka's tools (which trust file length / entry size) read them.
             seg.index.seal()
             seg.time_index.seal()
