@@ -53,3 +53,12 @@ def open_log(tmp_path):
     yield make
     for log in opened:
         log.close()
+
+
+def crash(log: PartitionLog) -> None:
+    """Drop a partition log's descriptors without its clean shutdown: what kill -9 leaves behind."""
+    log._closed = True
+    for seg in log._segments:
+        seg.release()
+    os.close(log._open_fd)
+    log._flock.close()

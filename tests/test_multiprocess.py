@@ -33,7 +33,8 @@ def small_store(tmp_path):
     return path
 
 
-def check_exactly_once(path, tags_counts, acked):
+def read_all(path):
+    """Every value of t-0 in offset order, after checking the log and that offsets are contiguous."""
     with LogStore(path) as s:
         log = s.partition("t", 0)
         assert log.verify() == []
@@ -44,6 +45,11 @@ def check_exactly_once(path, tags_counts, acked):
             assert cols.offsets == list(range(offset, offset + len(cols)))  # contiguous
             values += [v.decode() for v in cols.values]
             offset = cols.offsets[-1] + 1
+    return values
+
+
+def check_exactly_once(path, tags_counts, acked):
+    values = read_all(path)
     for tag, count in tags_counts.items():
         mine = [v for v in values if v.startswith(tag + "-")]
         assert mine == [f"{tag}-{i}" for i in range(count)]  # each once, in the writer's order
@@ -108,15 +114,7 @@ def test_kill_9_loses_no_acknowledged_record(small_store):
         out = finish(w)
         acked = acks(head + out)
         assert len(acked) >= 50
-        with LogStore(small_store) as s:
-            log = s.partition("t", 0)
-            assert log.verify() == []
-            values = []
-            offset = 0
-            while offset < log.next_offset:
-                cols = log.read_records(offset)
-                values += [v.decode() for v in cols.values]
-                offset = cols.offsets[-1] + 1
+        values = read_all(small_store)
         mine = [v for v in values if v.startswith(f"K{round_}-")]
         n_acked = sum(la - f + 1 for f, la in acked)
         # Everything acknowledged is there, in order; at most one unacknowledged batch more.

@@ -14,6 +14,7 @@ from logstore import CorruptLogError, CorruptRecordError
 from logstore.config import TopicConfig
 from logstore.records import iter_batches
 from logstore.storage.log import CLEAN_FILE, PartitionLog
+from tests.conftest import crash
 
 CFG = TopicConfig.from_layers({"index.interval.bytes": 200})
 
@@ -23,15 +24,6 @@ def make(d, batches=12, per=5, cfg=CFG):
     for b in range(batches):
         log.append_records([f"{b}-{i}".encode() * (1 + b % 4) for i in range(per)], timestamps=1_700_000_000_000 + b)
     return log
-
-
-def crash(log):
-    """Close descriptors without the clean shutdown (what kill -9 leaves behind)."""
-    log._closed = True
-    for seg in log._segments:
-        seg.release()
-    os.close(log._open_fd)
-    log._flock.close()
 
 
 def batch_bounds(path):

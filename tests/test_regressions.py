@@ -14,14 +14,7 @@ from logstore.config import TopicConfig
 from logstore.records import build_batch
 from logstore.storage import log as log_module
 from logstore.storage.log import PartitionLog
-
-
-def crash(log):
-    log._closed = True
-    for seg in log._segments:
-        seg.release()
-    os.close(log._open_fd)
-    log._flock.close()
+from tests.conftest import crash
 
 
 def test_a_stale_reader_never_recreates_removed_segments(tmp_path):
