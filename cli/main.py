@@ -219,7 +219,7 @@ def _lines(stream: Any) -> Any:
         rest = parts.pop()
         for line in parts:
             number += 1
-            yield number, line[:-1] if line.endswith(b"\r") else line
+            yield number, line  # binary-safe: a trailing \r is data too
     if rest:
         yield number + 1, rest
 
@@ -249,7 +249,8 @@ def _parse_jsonl(line: bytes) -> dict[str, Any]:
         except (TypeError, ValueError):
             raise BadLine("'headers' must be an object or a list of [key, value] pairs") from None
     for field in ("partition", "timestamp"):
-        if doc.get(field) is not None and (not isinstance(doc[field], int) or doc[field] < 0):
+        v = doc.get(field)
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
             raise BadLine(f"'{field}' must be a non-negative integer")
     return doc
 
@@ -300,6 +301,8 @@ def produce(
             raise click.BadParameter(f"'{h}' is not key=value", param_hint="--header")
         k, v = h.split("=", 1)
         common.append((k, v.encode()))
+    if key_separator == "":
+        raise click.BadParameter("the key separator cannot be empty", param_hint="--key-separator")
     sep = key_separator.encode() if key_separator else None
     verbose = bool(verbose) or obj.verbose > 0
     started = time.monotonic()

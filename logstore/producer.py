@@ -109,6 +109,7 @@ class _Batch:
         "partition",
         "result",
         "size",
+        "sticky",
         "timestamps",
         "topic",
         "values",
@@ -124,6 +125,7 @@ class _Batch:
         self.headers: list[Any] | None = None
         self.callbacks: dict[int, Callable[..., Any]] | None = None
         self.size = 61
+        self.sticky = False  # holds null-key records routed by the sticky partitioner
         self.done = threading.Event()
         self.result: Any = None
         self.error: BaseException | None = None
@@ -133,13 +135,15 @@ class _TopicState:
     """What ``send`` needs per topic without a lookup: partition count, limits, key routes, and the
     open batch of each partition."""
 
-    __slots__ = ("codec", "config", "count", "limit", "name", "open", "routes")
+    __slots__ = ("batch_cap", "codec", "config", "count", "limit", "name", "open", "routes")
 
     def __init__(self, name: str, count: int, config: Any, max_request: int) -> None:
         self.name = name
         self.count = count
         self.config = config
         self.limit = min(max_request, config.max_message_bytes - 61)
+        # A batch must stay under the topic's max.message.bytes (with room for compression overhead).
+        self.batch_cap = max(64, int(config.max_message_bytes * 0.95) - 64)
         self.routes: dict[bytes, int] = {}
         self.open: list[_Batch | None] = [None] * count
 
@@ -186,6 +190,20 @@ class FutureRecordMetadata:
 def _metadata(b: _Batch, index: int) -> RecordMetadata:
     first, append_time = b.result
     return RecordMetadata(b.topic, b.partition, first + index, append_time if append_time >= 0 else b.timestamps[index])
+
+
+def _bytes_column(items: Sequence[Any], what: str) -> Sequence[bytes | None]:
+    """``items`` when every one is bytes or None (one C-level pass), else a converted copy (str is
+    UTF-8; anything else raises TypeError naming the record)."""
+    if all(x is None or x.__class__ is bytes for x in items):
+        return items
+    out = []
+    for i, x in enumerate(items):
+        try:
+            out.append(_as_bytes(x, what))
+        except TypeError as e:
+            raise TypeError(f"record {i}: {e}") from None
+    return out
 
 
 def _lengths_or_zero(items: Sequence[Any]) -> np.ndarray:
@@ -276,6 +294,8 @@ class Producer:
         self._in_flight: set[_Batch] = set()
         self._buffered = 0
         self._closed = False
+        self._failures: list[BaseException] = []  # errors since the last flush(), raised by it
+        self._dead: LogStoreError | None = None  # set if the sender thread died
         self._topics: dict[str, _TopicState] = {}
         self._sticky: dict[str, int] = {}
         self._rr: dict[str, int] = {}
@@ -283,6 +303,7 @@ class Producer:
         keyed = self.config["partitioner"]
         self._hash = crc32_partition if keyed in ("consistent", "consistent_random", "crc32") else murmur2_partition
         self._hash_null = keyed in ("murmur2", "consistent")
+        self._empty_is_null = keyed == "consistent_random"  # librdkafka: key length 0 -> random
         self._sender = threading.Thread(target=self._run, name="logstore-producer", daemon=True)
         self._sender.start()
 
@@ -309,7 +330,7 @@ class Producer:
     def partition_for(self, topic: str, key: bytes | None) -> int:
         """The partition ``send`` picks for ``key`` (a null key: the sticky or round-robin choice)."""
         ts = self._topics.get(topic) or self._topic(topic)
-        if key is None and not self._hash_null:
+        if (key is None and not self._hash_null) or (not key and self._empty_is_null):
             return self._null_partition(topic, ts.count)
         k = key if key is not None else b""
         p = ts.routes.get(k)
@@ -388,13 +409,15 @@ class Producer:
         with self._lock:
             if self._closed:
                 raise LogClosedError("send() on a closed producer.", "Create a new Producer.")
+            if self._dead is not None:
+                raise self._dead
             if self._buffered > self._buffer_memory:
                 self._block_for_room()
             b = ts.open[partition]
             if b is None:
                 b = ts.open[partition] = _Batch(topic, partition, self._clock())
                 self._wake.notify()  # the sender sleeps until the oldest batch's linger deadline
-            elif b.size + size > self._batch_size:
+            elif b.size + size > self._batch_size or b.size + size > ts.batch_cap:
                 self._close_batch(ts, b)
                 b = ts.open[partition] = _Batch(topic, partition, self._clock())
             i = len(b.values)
@@ -411,9 +434,11 @@ class Producer:
                 if b.callbacks is None:
                     b.callbacks = {}
                 b.callbacks[i] = on_delivery
+            if key is None and not self._hash_null:
+                b.sticky = True
             b.size += size
             self._buffered += size
-            if b.size >= self._batch_size or self._linger == 0:
+            if b.size >= self._batch_size or b.size >= ts.batch_cap or self._linger == 0:
                 self._close_batch(ts, b)
         return FutureRecordMetadata(b, i)
 
@@ -443,7 +468,7 @@ class Producer:
         if ts.open[b.partition] is b:
             ts.open[b.partition] = None
         self._ready.append(b)
-        if b.keys and b.keys[0] is None and self.config["null_key_partitioner"] == "sticky":
+        if b.sticky and self.config["null_key_partitioner"] == "sticky":
             self._rotate_sticky(b.topic, ts.count, b.partition)
         self._wake.notify()
 
@@ -451,6 +476,9 @@ class Producer:
         return [(ts, b) for ts in self._topics.values() for b in ts.open if b is not None]
 
     def _block_for_room(self) -> None:
+        # Lingering batches would never free room on their own: hand them to the sender now.
+        for ts, b in self._open_batches():
+            self._close_batch(ts, b)
         deadline = time.monotonic() + self.config["max_block_ms"] / 1000.0
         while self._buffered > self._buffer_memory:
             left = deadline - time.monotonic()
@@ -484,10 +512,27 @@ class Producer:
         n = len(values)
         state = self._topics.get(topic) or self._topic(topic)
         count, cfg = state.count, state.config
-        if keys is not None and len(keys) != n:
-            raise ValueError(f"{len(keys)} keys for {n} values")
         if self._closed:
             raise LogClosedError("send_many() on a closed producer.", "Create a new Producer.")
+        # Check every input before anything is appended: nothing half-done on bad input.
+        values = _bytes_column(values, "value")
+        if keys is not None:
+            if len(keys) != n:
+                raise ValueError(f"{len(keys)} keys for {n} values; pass one key (or None) per value")
+            keys = _bytes_column(keys, "key")
+        if headers is not None:
+            if len(headers) != n:
+                raise ValueError(f"{len(headers)} header lists for {n} values; pass one (or None) per value")
+            headers = [_check_headers(h) if h else None for h in headers]
+        if timestamps is not None and not isinstance(timestamps, int):
+            if len(timestamps) != n:
+                raise ValueError(f"{len(timestamps)} timestamps for {n} values; pass one per value or one int")
+            if n and int(np.min(np.asarray(timestamps, dtype=np.int64))) < 0:
+                raise ValueError("timestamps must be ms since the epoch (non-negative)")
+        elif isinstance(timestamps, int) and timestamps < 0:
+            raise ValueError("timestamp must be ms since the epoch (non-negative)")
+        # Records sent earlier with send() to these partitions go first (order per partition).
+        self._drain()
         if partition is not None:
             if isinstance(partition, bool) or not isinstance(partition, int) or not 0 <= partition < count:
                 raise UnknownPartitionError(topic, partition, count)
@@ -515,6 +560,10 @@ class Producer:
         sizes = _OVERHEAD + _lengths_or_zero(values)
         if keys is not None:
             sizes += _lengths_or_zero(keys)
+        if headers is not None:
+            sizes += np.fromiter(
+                (sum(len(k.encode()) + len(v or b"") + 4 for k, v in h) if h else 0 for h in headers), np.int64, n
+            )
         if n and int(sizes.max()) > limit:
             i = int(np.argmax(sizes))
             raise RecordTooLargeError(topic, int(parts[i]), int(sizes[i]), limit)
@@ -579,11 +628,35 @@ class Producer:
     # --- the sender ---------------------------------------------------------------------------------
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as e:  # the sender must never die silently: fail what is pending
+            dead = LogStoreError(
+                f"the producer's sender thread stopped: {e!r}.",
+                "Records not yet delivered have failed; create a new Producer.",
+            )
+            with self._lock:
+                self._dead = dead
+                pending = list(self._ready) + list(self._in_flight) + [b for _, b in self._open_batches()]
+                for ts in self._topics.values():
+                    ts.open = [None] * ts.count
+                self._ready.clear()
+                self._failures.append(dead)
+            for b in pending:
+                if not b.done.is_set():
+                    b.error = dead
+                    b.done.set()
+
+    def _loop(self) -> None:
         while True:
             with self._lock:
                 while True:
                     now = self._clock()
                     opened = self._open_batches()
+                    if self._closed and opened:
+                        for ts, b in opened:  # closing: no more lingering
+                            self._close_batch(ts, b)
+                        opened = []
                     if self._linger and opened:
                         for ts, b in opened:
                             if now - b.created >= self._linger:
@@ -634,7 +707,7 @@ class Producer:
                 for b in group:
                     b.result = (offset, r.log_append_time)
                     offset += len(b.values)
-            except BaseException as e:
+            except Exception as e:
                 err = (
                     e
                     if isinstance(e, LogStoreError)
@@ -644,6 +717,8 @@ class Producer:
                 )
                 for b in group:
                     b.error = err
+                with self._lock:
+                    self._failures.append(err)
             for b in group:
                 b.done.set()
                 if b.callbacks:
@@ -653,41 +728,47 @@ class Producer:
                                 cb(None, _metadata(b, i))
                             else:
                                 cb(b.error, None)
-                        except Exception:  # a callback's own bug must not stop delivery of the rest
+                        except BaseException:  # a callback's own bug must not stop delivery of the rest
                             pass
 
     # --- flushing and closing -----------------------------------------------------------------------
 
-    def flush(self, timeout: float | None = None) -> int:
-        """Send every open batch now and wait until everything sent so far is appended (durable per
-        the topic policy). Returns 0. Raises TimeoutError when ``timeout`` seconds pass first, or
-        the first error that failed a record since the last flush."""
+    def _drain(self, timeout: float | None = None) -> None:
+        """Close every open batch and wait until everything sent so far was appended or failed.
+        Raises TimeoutError when ``timeout`` seconds pass first."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
             for ts, b in self._open_batches():
                 self._close_batch(ts, b)
             waiting = list(self._ready) + list(self._in_flight)
-        error = None
         for b in waiting:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             if not b.done.wait(left):
-                raise TimeoutError(f"flush: records still pending after {timeout}s")
-            if b.error is not None and error is None:
-                error = b.error
-        if error is not None:
-            raise error
+                raise TimeoutError(f"records still pending after {timeout}s")
+
+    def flush(self, timeout: float | None = None) -> int:
+        """Send every open batch now and wait until everything sent so far is appended (durable per
+        the topic policy). Returns 0. Raises TimeoutError when ``timeout`` seconds pass first, or
+        the first error that failed a record since the last flush (also records whose futures
+        nobody looked at)."""
+        self._drain(timeout)
+        with self._lock:
+            failures, self._failures = self._failures, []
+        if failures:
+            raise failures[0]
         return 0
 
     def close(self, timeout: float | None = None) -> None:
-        """Flush, stop the sender thread. Idempotent. Raises like :meth:`flush`."""
-        if self._closed:
-            return
+        """Stop accepting records, flush, stop the sender thread. Idempotent. Raises like
+        :meth:`flush`."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True  # from here send() raises; nothing can slip in after the flush
+            self._wake.notify_all()
         try:
             self.flush(timeout)
         finally:
-            with self._lock:
-                self._closed = True
-                self._wake.notify_all()
             self._sender.join(timeout)
 
     def __enter__(self) -> Producer:

@@ -285,3 +285,81 @@ def test_first_sends_from_many_threads_share_one_topic_state(store, monkeypatch)
     prod.close(timeout=30)
     assert all(f.is_done() for f in futures)
     assert sum(store.partition("race", p).next_offset for p in range(4)) == 400
+
+
+def test_flush_reports_failures_of_batches_sent_by_linger(store, monkeypatch):
+    # Regression: a batch sent by linger that failed before flush() was called went unreported.
+    store.create_topic("t", 1)
+    real = PartitionLog.append
+
+    def failing(self, batches, **kw):
+        raise StorageError("write", self.directory, OSError(5, "Input/output error"))
+
+    monkeypatch.setattr(PartitionLog, "append", failing)
+    prod = Producer(store, linger_ms=1)
+    f = prod.send("t", b"x")
+    with pytest.raises(StorageError):
+        f.get(5)
+    with pytest.raises(StorageError, match="Input/output error"):
+        prod.flush()
+    monkeypatch.setattr(PartitionLog, "append", real)
+    assert prod.flush() == 0  # reported once
+    prod.close()
+
+
+def test_batches_stay_under_the_topics_max_message_bytes(store):
+    # Regression: records that passed send() were batched past the topic limit and all failed.
+    store.create_topic("t", 1, {"max.message.bytes": 2000})
+    with Producer(store, linger_ms=50) as prod:
+        futures = [prod.send("t", b"v" * 300) for _ in range(10)]
+    assert [f.get(1).offset for f in futures] == list(range(10))
+    assert all(h.size <= 2000 + 12 for h in batches_of(store, "t", 0))
+
+
+def test_send_then_send_many_keeps_order_within_a_partition(store):
+    store.create_topic("t", 1)
+    with Producer(store, linger_ms=10_000) as prod:
+        prod.send("t", b"first (send)")
+        prod.send_many("t", [b"second (send_many)"])
+    assert store.read("t", 0, 0).values == [b"first (send)", b"second (send_many)"]
+
+
+def test_a_dead_sender_fails_pending_records_instead_of_hanging(store):
+    store.create_topic("t", 1)
+    prod = Producer(store, linger_ms=1)
+
+    def boom(err, md):
+        raise SystemExit("callback called exit")
+
+    f = prod.send("t", b"a", on_delivery=boom)  # a callback must not kill the sender
+    assert f.get(5).offset == 0
+    assert prod.send("t", b"b").get(5).offset == 1
+    prod.close(timeout=5)
+
+
+def test_blocking_on_buffer_memory_drains_lingering_batches(store):
+    store.create_topic("t", 1)
+    with Producer(store, linger_ms=60_000, buffer_memory=1000, max_block_ms=5000) as prod:
+        t0 = time.monotonic()
+        futures = [prod.send("t", b"v" * 200) for _ in range(20)]
+        assert time.monotonic() - t0 < 5
+    assert [f.get(1).offset for f in futures] == list(range(20))
+
+
+def test_send_many_checks_input_before_appending(store):
+    store.create_topic("t", 3)
+    with Producer(store) as prod:
+        with pytest.raises(ValueError, match="timestamps"):
+            prod.send_many("t", [b"a", b"b"], timestamps=[1])
+        with pytest.raises(TypeError, match="record 1"):
+            prod.send_many("t", [b"a", 42])
+        res = prod.send_many("t", ["text is utf-8", b"bytes"], headers=[{"h": b"1"}, None])
+    assert sum(store.partition("t", p).next_offset for p in range(3)) == 2  # nothing half-done before
+    assert int(res.offsets.min()) >= 0
+
+
+def test_consistent_random_sends_empty_keys_to_random_partitions(store):
+    store.create_topic("t", 4)
+    with Producer(store, partitioner="consistent_random", null_key_partitioner="round_robin") as prod:
+        parts = {prod.send("t", b"x", key=b"").get(5).partition for _ in range(8)}
+    assert len(parts) > 1  # librdkafka: key length 0 is not hashed

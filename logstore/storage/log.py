@@ -622,7 +622,18 @@ class PartitionLog:
         # and one fsync covers their bytes too. flock is not fair; holding it across the fsync let
         # one busy writer starve the others.
         if sync:
-            seg.flush()
+            try:
+                seg.flush()
+            except StorageError as e:
+                # The bytes are in the file but not known to be durable, and may already be visible
+                # to readers: fence the log so nothing is appended after them until it is reopened
+                # and recovered, and say so.
+                self._failed = StorageError(
+                    "fsync (records written, durability unknown)",
+                    seg.log_path,
+                    e.__cause__ or OSError(e.errno, e.message),
+                )
+                raise self._failed from e
         return AppendResult(next_offset, last_offset, now if log_append else -1, seg.base_offset, position, total)
 
     def _undo_write(self, seg: LogSegment, position: int, error: StorageError) -> None:
