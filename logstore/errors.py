@@ -115,14 +115,20 @@ class OffsetOutOfRangeError(LogStoreError):
 
 
 class RecordTooLargeError(LogStoreError):
-    """A batch larger than the topic's max.message.bytes."""
+    """A record or batch over a size limit: the producer's ``max_request_size`` or the topic's
+    ``max.message.bytes``. ``size`` and ``limit`` are bytes; ``setting`` names the limit."""
 
-    def __init__(self, topic: str, partition: int, size: int, limit: int) -> None:
+    def __init__(
+        self, topic: str, partition: int, size: int, limit: int, *, what: str = "batch", setting: str = ""
+    ) -> None:
         self.size, self.limit = size, limit
-        super().__init__(
-            f"a {size}-byte batch for {topic}-{partition} exceeds max.message.bytes={limit}.",
-            "Send fewer or smaller records per batch, or raise the topic's max.message.bytes.",
+        self.setting = setting or "max.message.bytes"
+        fix = (
+            "Send smaller records, or raise the producer's max_request_size."
+            if self.setting == "max_request_size"
+            else "Send smaller records (or fewer per batch), or raise the topic's max.message.bytes."
         )
+        super().__init__(f"a {size}-byte {what} for {topic}-{partition} exceeds {self.setting} ({limit} bytes).", fix)
 
 
 # --- damage -------------------------------------------------------------------------------------

@@ -401,7 +401,7 @@ class Producer:
             hdrs = _check_headers(headers)
             size += sum(len(k) + len(v or b"") + 4 for k, v in hdrs)
         if size > ts.limit:
-            raise RecordTooLargeError(topic, partition, size, ts.limit)
+            raise self._too_large(ts, partition, size)
         if timestamp is None:
             timestamp = _time_ns() // 1_000_000
         elif timestamp.__class__ is not int or timestamp < 0:
@@ -441,6 +441,14 @@ class Producer:
             if b.size >= self._batch_size or b.size >= ts.batch_cap or self._linger == 0:
                 self._close_batch(ts, b)
         return FutureRecordMetadata(b, i)
+
+    def _too_large(self, ts: _TopicState, partition: int, size: int) -> RecordTooLargeError:
+        """The error for one record over a limit, naming the limit that applies."""
+        if self._max_request <= ts.config.max_message_bytes - 61:
+            return RecordTooLargeError(
+                ts.name, partition, size, self._max_request, what="record", setting="max_request_size"
+            )
+        return RecordTooLargeError(ts.name, partition, size + 61, ts.config.max_message_bytes, what="record")
 
     def produce(
         self,
@@ -566,7 +574,7 @@ class Producer:
             )
         if n and int(sizes.max()) > limit:
             i = int(np.argmax(sizes))
-            raise RecordTooLargeError(topic, int(parts[i]), int(sizes[i]), limit)
+            raise self._too_large(state, int(parts[i]), int(sizes[i]))
         gather = count > 1 and partition is None
         # Build (Python encoding + lz4) here while one appender thread writes and fsyncs the previous
         # batch: lz4, the write and the fsync release the GIL, so the two overlap on two cores.
