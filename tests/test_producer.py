@@ -155,9 +155,10 @@ def test_bad_input_fails_at_once_with_clear_errors(store):
         prod.send("orders", b"x" * 5000)
     # the record as it would go in a batch (61-byte header) against the topic's real limit
     assert "5082-byte record" in str(e.value) and "max.message.bytes (1000 bytes)" in str(e.value)
-    with Producer(store, max_request_size=100) as small:
-        with pytest.raises(RecordTooLargeError, match=r"exceeds max_request_size \(100 bytes\)"):
-            small.send("orders", b"x" * 200)
+    small = Producer(store, max_request_size=100)
+    with pytest.raises(RecordTooLargeError, match=r"exceeds max_request_size \(100 bytes\)"):
+        small.send("orders", b"x" * 200)
+    small.close()
     with pytest.raises(InvalidConfigError, match="linger_ms"):
         Producer(store, linger_msec=5)
     prod.close()
