@@ -328,6 +328,19 @@ def produce(
             if show_progress:
                 click.echo(f"\r{total} records", err=True, nl=False)
 
+        # Limits checked per line, so a bad record is a numbered bad line (skippable), not a failed
+        # chunk of good ones.
+        limit = min(prod.config["max_request_size"], store.topic_config(topic).max_message_bytes - 61)
+        partitions = store.partition_count(topic)
+        common_size = sum(len(k.encode()) + len(v or b"") + 4 for k, v in common)
+
+        def check(value: bytes | None, key: bytes | None, extra: Any = None) -> None:
+            size = 21 + len(value or b"") + len(key or b"") + common_size
+            if extra:
+                size += sum(len(k.encode()) + len(v or b"") + 4 for k, v in extra)
+            if size > limit:
+                raise BadLine(f"a {size}-byte record exceeds the limit of {limit} bytes")
+
         vals: list[Any] = []
         keys: list[Any] | None = [] if (sep or input_format == "jsonl") else None
         hdrs: list[Any] | None = [] if (common or input_format == "jsonl") else None
@@ -339,6 +352,15 @@ def produce(
                     if not line.strip():
                         continue
                     doc = _parse_jsonl(line)
+                    if doc.get("partition") is not None and doc["partition"] >= partitions:
+                        raise BadLine(f"partition {doc['partition']} does not exist (0..{partitions - 1})")
+                    v = doc.get("value")
+                    k = doc.get("key")
+                    check(
+                        v.encode() if v is not None else None,
+                        k.encode() if k is not None else None,
+                        [(hk, hv) for hk, hv in (doc.get("headers") or [])],
+                    )
                     if doc.get("partition") is not None or doc.get("timestamp") is not None:
                         # Per-record placement or time: send individually (still batched).
                         flush_chunk(vals, keys, hdrs, nums)
@@ -365,12 +387,14 @@ def produce(
                     k, found, v = line.partition(sep)
                     if not found:
                         raise BadLine(f"no key separator {key_separator!r}")
+                    check(v, k)
                     vals.append(v)
                     assert keys is not None
                     keys.append(k)
                     if hdrs is not None:
                         hdrs.append(common)
                 else:
+                    check(line, None)
                     vals.append(line)
                     if hdrs is not None:
                         hdrs.append(common)

@@ -93,3 +93,26 @@ def test_unknown_topic_is_exit_3(env):
     invoke, _, _ = env
     r = invoke("produce", "tt", input="x\n")
     assert r.exit_code == 3 and "Did you mean 't'?" in r.stderr
+
+
+def test_oversized_records_and_bad_partitions_are_numbered_bad_lines(tmp_path):
+    path = tmp_path / "s"
+    with LogStore(path) as s:
+        s.create_topic("t", 2, {"max.message.bytes": 300})
+    runner = CliRunner()
+    big = "x" * 400
+    r = runner.invoke(cli, ["--dir", str(path), "produce", "t", "-p", "0"], input=f"ok1\n{big}\nok2\n")
+    assert r.exit_code == 1 and "line 2: a 421-byte record exceeds the limit of 239 bytes" in r.stderr
+    r = runner.invoke(
+        cli, ["--dir", str(path), "produce", "t", "-p", "0", "--skip-bad-lines"], input=f"ok3\n{big}\nok4\n"
+    )
+    assert r.exit_code == 0 and "1 bad line(s) skipped" in r.stderr
+    r = runner.invoke(
+        cli,
+        ["--dir", str(path), "produce", "t", "--input", "jsonl", "--skip-bad-lines"],
+        input='{"value": "a", "partition": 5}\n{"value": "b", "partition": 1}\n',
+    )
+    assert r.exit_code == 0 and "line 1: partition 5 does not exist (0..1)" in r.stderr
+    with LogStore(path) as s:
+        assert s.read("t", 0, 0).values == [b"ok1", b"ok3", b"ok4"]
+        assert s.read("t", 1, 0).values == [b"b"]
