@@ -243,11 +243,15 @@ def _parse_jsonl(line: bytes) -> dict[str, Any]:
             raise BadLine(f"'{field}' must be a string or null")
     if doc.get("headers") is not None:
         h = doc["headers"]
-        pairs = h.items() if isinstance(h, dict) else h
-        try:
-            doc["headers"] = [(str(k), None if v is None else str(v).encode()) for k, v in pairs]
-        except (TypeError, ValueError):
-            raise BadLine("'headers' must be an object or a list of [key, value] pairs") from None
+        if isinstance(h, dict):
+            pairs = list(h.items())
+        elif isinstance(h, list) and all(isinstance(p, list) and len(p) == 2 for p in h):
+            pairs = [(p[0], p[1]) for p in h]
+        else:
+            raise BadLine("'headers' must be an object or a list of [key, value] pairs")
+        if not all(isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in pairs):
+            raise BadLine("header keys must be strings and values strings or null")
+        doc["headers"] = [(k, None if v is None else v.encode()) for k, v in pairs]
     for field in ("partition", "timestamp"):
         v = doc.get(field)
         if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):

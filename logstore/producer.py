@@ -744,6 +744,11 @@ class Producer:
     def _drain(self, timeout: float | None = None) -> None:
         """Close every open batch and wait until everything sent so far was appended or failed.
         Raises TimeoutError when ``timeout`` seconds pass first."""
+        if threading.current_thread() is self._sender:
+            raise LogStoreError(
+                "flush() or close() called from an on_delivery callback would wait for itself.",
+                "Call it from your own thread; callbacks run on the producer's sender thread.",
+            )
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
             for ts, b in self._open_batches():

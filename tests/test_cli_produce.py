@@ -116,3 +116,13 @@ def test_oversized_records_and_bad_partitions_are_numbered_bad_lines(tmp_path):
     with LogStore(path) as s:
         assert s.read("t", 0, 0).values == [b"ok1", b"ok3", b"ok4"]
         assert s.read("t", 1, 0).values == [b"b"]
+
+
+def test_jsonl_header_lists_must_be_pairs(env):
+    invoke, records, _ = env
+    r = invoke("produce", "t", "--input", "jsonl", "--skip-bad-lines", input='{"value": "v", "headers": ["ab"]}\n')
+    assert "line 1: 'headers' must be an object or a list of [key, value] pairs" in r.stderr
+    line = '{"value": "v", "headers": [["k", "1"], ["n", null]]}\n'
+    r = invoke("produce", "t", "-p", "1", "--input", "jsonl", input=line)
+    assert r.exit_code == 0
+    assert records(1).headers == [(("k", b"1"), ("n", None))]

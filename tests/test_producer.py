@@ -368,3 +368,19 @@ def test_consistent_random_sends_empty_keys_to_random_partitions(store):
     with Producer(store, partitioner="consistent_random", null_key_partitioner="round_robin") as prod:
         parts = {prod.send("t", b"x", key=b"").get(5).partition for _ in range(8)}
     assert len(parts) > 1  # librdkafka: key length 0 is not hashed
+
+
+def test_flush_from_a_callback_raises_instead_of_deadlocking(store):
+    store.create_topic("t", 1)
+    errors = []
+
+    def callback(err, md):
+        try:
+            prod.flush()
+        except Exception as e:
+            errors.append(e)
+
+    prod = Producer(store, linger_ms=1)
+    prod.send("t", b"x", on_delivery=callback).get(5)
+    prod.close(timeout=5)
+    assert len(errors) == 1 and "on_delivery callback" in str(errors[0])
