@@ -297,6 +297,7 @@ def produce(
       logstore produce orders -K : --file keyed.txt
     """
     from logstore import Producer
+    from logstore.producer import headers_size
 
     stream = file_ or sys.stdin.buffer
     common: list[tuple[str, bytes | None]] = []
@@ -336,12 +337,11 @@ def produce(
         # chunk of good ones.
         limit = min(prod.config["max_request_size"], store.topic_config(topic).max_message_bytes - 61)
         partitions = store.partition_count(topic)
-        common_size = sum(len(k.encode()) + len(v or b"") + 4 for k, v in common)
+        common_size = headers_size(common)
 
         def check(value: bytes | None, key: bytes | None, extra: Any = None) -> None:
             size = 21 + len(value or b"") + len(key or b"") + common_size
-            if extra:
-                size += sum(len(k.encode()) + len(v or b"") + 4 for k, v in extra)
+            size += headers_size(extra)
             if size > limit:
                 raise BadLine(f"a {size}-byte record exceeds the limit of {limit} bytes")
 

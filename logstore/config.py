@@ -17,7 +17,6 @@ from typing import Any
 from .errors import InvalidConfigError, did_you_mean
 
 LONG_MAX = 9223372036854775807
-INT_MAX = 2147483647
 
 _DURATION_UNITS = {
     "ms": 1,

@@ -239,6 +239,11 @@ def _as_bytes(x: Any, what: str) -> bytes | None:
     raise TypeError(f"record {what} is {type(x).__name__}; give bytes, str or None")
 
 
+def headers_size(headers: Sequence[tuple[str, bytes | None]] | None) -> int:
+    """Bytes that ``headers`` add to a record (UTF-8 keys, values, length varints), for size limits."""
+    return sum(len(k.encode()) + len(v or b"") + 4 for k, v in headers) if headers else 0
+
+
 def _check_headers(headers: Any) -> list[tuple[str, bytes | None]]:
     items = headers.items() if isinstance(headers, Mapping) else headers
     out = []
@@ -329,9 +334,11 @@ class Producer:
 
     def partition_for(self, topic: str, key: bytes | None) -> int:
         """The partition ``send`` picks for ``key`` (a null key: the sticky or round-robin choice)."""
-        ts = self._topics.get(topic) or self._topic(topic)
+        return self._route(self._topics.get(topic) or self._topic(topic), key)
+
+    def _route(self, ts: _TopicState, key: bytes | None) -> int:
         if (key is None and not self._hash_null) or (not key and self._empty_is_null):
-            return self._null_partition(topic, ts.count)
+            return self._null_partition(ts.name, ts.count)
         k = key if key is not None else b""
         p = ts.routes.get(k)
         if p is None:
@@ -386,11 +393,11 @@ class Producer:
         ts = self._topics.get(topic) or self._topic(topic)
         if partition is None:
             if key is None:
-                partition = self.partition_for(topic, None)
+                partition = self._route(ts, None)
             else:
                 partition = ts.routes.get(key)
                 if partition is None:
-                    partition = self.partition_for(topic, key)
+                    partition = self._route(ts, key)
         elif partition.__class__ is not int or not 0 <= partition < ts.count:
             if isinstance(partition, int) and not isinstance(partition, bool):
                 raise UnknownPartitionError(topic, partition, ts.count)
@@ -399,7 +406,7 @@ class Producer:
         hdrs = None
         if headers:
             hdrs = _check_headers(headers)
-            size += sum(len(k) + len(v or b"") + 4 for k, v in hdrs)
+            size += headers_size(hdrs)
         if size > ts.limit:
             raise self._too_large(ts, partition, size)
         if timestamp is None:
@@ -552,7 +559,7 @@ class Producer:
         elif self._hash is murmur2_partition:
             parts = murmur2_partitions(keys, count, hash_null=self._hash_null, rng=self._rng)
         else:
-            parts = np.fromiter((self.partition_for(topic, k) for k in keys), np.int64, n)
+            parts = np.fromiter((self._route(state, k) for k in keys), np.int64, n)
         offsets = np.full(n, -1, dtype=np.int64)
         if timestamps is None:
             timestamps = time.time_ns() // 1_000_000
@@ -569,9 +576,7 @@ class Producer:
         if keys is not None:
             sizes += _lengths_or_zero(keys)
         if headers is not None:
-            sizes += np.fromiter(
-                (sum(len(k.encode()) + len(v or b"") + 4 for k, v in h) if h else 0 for h in headers), np.int64, n
-            )
+            sizes += np.fromiter(map(headers_size, headers), np.int64, n)
         if n and int(sizes.max()) > limit:
             i = int(np.argmax(sizes))
             raise self._too_large(state, int(parts[i]), int(sizes[i]))

@@ -86,7 +86,6 @@ DELETE_HORIZON_MASK = 0x40
 CREATE_TIME = "create"
 LOG_APPEND_TIME = "log_append"
 
-_OFFSET_AND_LENGTH = struct.Struct(">qi")
 _BASE_OFFSET = struct.Struct(">q")
 _MIN_RECORD_BODY = 6  # attributes, tsDelta, offsetDelta, keyLength, valueLength, headersCount
 
@@ -160,14 +159,10 @@ class RecordColumns:
     def __len__(self) -> int:
         return len(self.offsets)
 
-    def extend(self, other: RecordColumns, start: int = 0) -> None:
-        """Append ``other``'s records from index ``start`` on."""
-        self.offsets += other.offsets[start:] if start else other.offsets
-        self.timestamps += other.timestamps[start:] if start else other.timestamps
-        self.keys += other.keys[start:] if start else other.keys
-        self.values += other.values[start:] if start else other.values
-        self.headers += other.headers[start:] if start else other.headers
-        self.timestamp_types += other.timestamp_types[start:] if start else other.timestamp_types
+    def extend(self, other: RecordColumns) -> None:
+        """Append ``other``'s records."""
+        for name in self.__slots__:
+            getattr(self, name).extend(getattr(other, name))
 
     def __repr__(self) -> str:
         first = self.offsets[0] if self.offsets else None
@@ -537,8 +532,6 @@ def iter_batches(buf: bytes | memoryview, start: int = 0, end: int | None = None
         pos += h.batch_length + LOG_OVERHEAD
 
 
-#: Steps from a record's start to the next for a one-byte length varint b: 1 + zigzag-decoded b.
-_STEP1 = [1 + ((b >> 1) ^ -(b & 1)) for b in range(0x80)]
 _RUN_MIN = 16  # a vectorised run shorter than this switches to the Python walk for a while
 _LOOP_CHUNK = 256
 
@@ -717,25 +710,12 @@ def _parse_few(data: bytes, header: BatchHeader, start_offset: int | None, max_r
     steps = _step_table()
     limit = size - 1
     try:
-        walked = 0
-        while walked < first and p < limit:
-            # One table lookup per record: the two bytes at p give the whole step to the next one.
-            step = steps[data[p] | (data[p + 1] << 8)]
-            if not step:
-                break
-            p += step
-            walked += 1
-        for i in range(walked, first):
-            # Positive lengths of 6..8191 are 1- or 2-byte zigzag varints with an even low bit.
-            b = data[p]
-            if b < 0x80:
-                if b < 12 or b & 1:
-                    raise ValueError(f"record {i} declares a body of {(b >> 1) ^ -(b & 1)} bytes")
-                p += 1 + (b >> 1)
-                continue
-            b2 = data[p + 1]
-            if b2 < 0x80 and not b & 1:
-                p += 2 + (((b & 0x7F) | (b2 << 7)) >> 1)
+        for i in range(first):
+            # One table lookup per record: the two bytes at p give the whole step to the next one;
+            # longer or invalid length varints take the general decoder.
+            step = steps[data[p] | (data[p + 1] << 8)] if p < limit else 0
+            if step:
+                p += step
                 continue
             length, q = decode_varint(data, p)
             if length < _MIN_RECORD_BODY:

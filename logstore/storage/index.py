@@ -216,6 +216,13 @@ class _Index:
     def _accept(self, raw: bytes, limit_position: int | None) -> bool:
         return True
 
+    def _decode(self, raw: bytes) -> tuple[int, int]:
+        raise NotImplementedError
+
+    def entries_list(self) -> list[tuple[int, int]]:
+        """Every entry decoded: ``(offset, position)`` or ``(timestamp, offset)`` (for verify)."""
+        return [self._decode(self._raw(i)) for i in range(self.entries)]
+
 
 class OffsetIndex(_Index):
     """``.index``: relative offset -> byte position of the batch holding it (see the module doc)."""
@@ -266,13 +273,8 @@ class OffsetIndex(_Index):
             keep -= 1
         self.truncate_entries(keep)
 
-    def entries_list(self) -> list[tuple[int, int]]:
-        """Every ``(offset, position)`` entry (for verification and dump-log)."""
-        out = []
-        for i in range(self.entries):
-            raw = self._raw(i)
-            out.append((self.base_offset + int.from_bytes(raw[:4], "big"), int.from_bytes(raw[4:], "big")))
-        return out
+    def _decode(self, raw: bytes) -> tuple[int, int]:
+        return self.base_offset + int.from_bytes(raw[:4], "big"), int.from_bytes(raw[4:], "big")
 
     def _accept(self, raw: bytes, limit_position: int | None) -> bool:
         return limit_position is None or int.from_bytes(raw[4:], "big") < limit_position
@@ -319,14 +321,6 @@ class TimeIndex(_Index):
         raw = self._raw(slot)
         return int.from_bytes(raw[:8], "big", signed=True), self.base_offset + int.from_bytes(raw[8:], "big")
 
-    def first_slot_at_or_after(self, timestamp: int) -> int:
-        """Slot of the first entry with timestamp >= ``timestamp`` (``entries`` when none)."""
-        if self.entries == 0:
-            return 0
-        self._ensure_map()
-        assert self._keys is not None
-        return int(np.searchsorted(self._keys[: self.entries], max(timestamp, 0).to_bytes(8, "big"), side="left"))
-
     def truncate_to(self, offset: int) -> None:
         """Remove every entry for an offset >= ``offset``."""
         keep = self.entries
@@ -337,14 +331,5 @@ class TimeIndex(_Index):
             keep -= 1
         self.truncate_entries(keep)
 
-    def entries_list(self) -> list[tuple[int, int]]:
-        out = []
-        for i in range(self.entries):
-            raw = self._raw(i)
-            out.append(
-                (
-                    int.from_bytes(raw[:8], "big", signed=True),
-                    self.base_offset + int.from_bytes(raw[8:], "big"),
-                )
-            )
-        return out
+    def _decode(self, raw: bytes) -> tuple[int, int]:
+        return int.from_bytes(raw[:8], "big", signed=True), self.base_offset + int.from_bytes(raw[8:], "big")

@@ -240,6 +240,14 @@ class LogSegment:
 
     # --- reading ----------------------------------------------------------------------------------
 
+    def _index_position(self, offset: int, limit: int) -> int:
+        """Byte position the offset index gives for ``offset`` (0 when none, or past ``limit``)."""
+        if offset <= self.base_offset:
+            return 0
+        with self._handle_lock:
+            _, start = self.index.lookup(offset)
+        return start if start < limit else 0
+
     def find_batch(self, offset: int, limit: int | None = None) -> tuple[int, BatchHeader] | None:
         """Position and header of the first batch whose last offset >= ``offset``, scanning from the
         offset index's entry below ``offset``. None when no batch in ``[0, limit)`` qualifies.
@@ -248,20 +256,7 @@ class LogSegment:
         by a reader) is ignored and the scan restarts at byte 0.
         """
         limit = self.size if limit is None else limit
-        start = 0
-        if offset > self.base_offset:
-            with self._handle_lock:
-                _, start = self.index.lookup(offset)
-        if start >= limit:
-            start = 0
-        if start + RECORD_BATCH_OVERHEAD <= limit:
-            # The index usually points at the very batch: read its header alone first.
-            head = self.pread(RECORD_BATCH_OVERHEAD, start)
-            if len(head) == RECORD_BATCH_OVERHEAD:
-                h = read_header(head)
-                sane = h.magic == MAGIC and h.batch_length >= MIN_BATCH_LENGTH
-                if sane and h.last_offset >= offset and (h.base_offset <= offset or start == 0):
-                    return start, h
+        start = self._index_position(offset, limit)
         found = self._scan_for(offset, start, limit)
         if found is None and start:
             found = self._scan_for(offset, 0, start)
@@ -275,10 +270,7 @@ class LogSegment:
         ``limit`` reaches ``offset``.
         """
         limit = self.size if limit is None else limit
-        start = 0
-        if offset > self.base_offset:
-            with self._handle_lock:
-                _, start = self.index.lookup(offset)
+        start = self._index_position(offset, limit)
         if start < limit:
             buf = self.pread(min(limit - start, 2 * self.index_interval_bytes + 8192), start)
             pos = 0
@@ -539,12 +531,6 @@ class LogSegment:
                 os.fsync(self.fd())
             except OSError as e:
                 raise StorageError("fsync", self.log_path, e) from e
-
-    def flush_all(self) -> None:
-        self.flush()
-        with self._handle_lock:
-            self.index.flush()
-            self.time_index.flush()
 
     def __repr__(self) -> str:
         return f"LogSegment({self.log_path}, size={self.size}, next_offset={self.next_offset})"
