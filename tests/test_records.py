@@ -24,6 +24,7 @@ from logstore.records import (
     check_batch,
     compression,
     decode_batch,
+    decode_batches,
     iter_batches,
     read_header,
 )
@@ -940,3 +941,117 @@ def test_iter_batches_does_not_check_crcs():
     bad = bytearray(V2)
     bad[80] ^= 1
     assert [p for p, _ in iter_batches(V1 + bytes(bad))] == [0, len(V1)]
+
+
+# --- decoding many batches at once (the consumer's fetch path) -----------------------------------
+
+
+def decode_one_by_one(buf):
+    """The reference: every batch decoded on its own, control batches left out."""
+    out = {c: [] for c in ("offsets", "timestamps", "timestamp_types", "keys", "values", "headers")}
+    for pos, h in iter_batches(buf):
+        if h.is_control:
+            continue
+        cols = decode_batch(buf, pos)
+        for c in out:
+            out[c].extend(getattr(cols, c))
+    return out
+
+
+@st.composite
+def batch_runs(draw):
+    """Several batches back to back, as a segment holds them: mixed codecs, sizes, timestamp types,
+    and now and then a control batch or a batch of many equal records."""
+    parts, specs, offset = [], [], draw(st.integers(0, 2**40))
+    for _ in range(draw(st.integers(1, 12))):
+        codec = draw(st.sampled_from(["none", "lz4", "gzip"]))
+        if draw(st.integers(0, 5)) == 0:
+            n = draw(st.integers(60, 200))  # two-byte offset deltas part-way: strides change
+            spec = {
+                "values": [b"v" * 40] * n,
+                "keys": [b"k%03d" % i for i in range(n)],
+                "headers": None,
+                "timestamps": 7,
+            }
+        else:
+            spec = draw(batches(max_records=12, allow_large=False))
+        tt = draw(st.sampled_from([CREATE_TIME, LOG_APPEND_TIME]))
+        batch = bytearray(
+            build_batch(
+                spec["values"], spec["keys"], headers=spec["headers"], timestamps=spec["timestamps"],
+                base_offset=offset, compression_type=codec, timestamp_type=tt, now_ms=123,
+            )
+        )  # fmt: skip
+        if draw(st.integers(0, 7)) == 0:  # mark it a control batch: readers must skip it
+            attrs = struct.unpack_from(">h", batch, 21)[0] | 0x20 | 0x10
+            struct.pack_into(">h", batch, 21, attrs)
+            struct.pack_into(">I", batch, 17, crc32c(bytes(batch[21:])))
+        parts.append(bytes(batch))
+        specs.append(spec)
+        offset += len(spec["values"]) + draw(st.integers(0, 3))  # gaps, as compaction leaves
+    return b"".join(parts)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(buf=batch_runs(), data=st.data())
+def test_decode_batches_matches_one_by_one(buf, data):
+    ref = decode_one_by_one(buf)
+    offsets = ref["offsets"]
+    lo = read_header(buf).base_offset
+    start = data.draw(st.one_of(st.none(), st.integers(lo, lo + len(offsets) + 20)))
+    limit = data.draw(st.one_of(st.none(), st.integers(1, 40)))
+    got = decode_batches(buf, start_offset=start, max_records=limit)
+    keep = [i for i, o in enumerate(offsets) if start is None or o >= start]
+    if limit is not None:
+        keep = keep[:limit]
+    cols = got.to_columns()
+    for c, want in ref.items():
+        assert getattr(cols, c) == [want[i] for i in keep], c
+    assert got.offsets.tolist() == cols.offsets
+    last = [h for _, h in iter_batches(buf)][-1]
+    if limit is not None and len(keep) == limit:
+        assert got.next_offset == offsets[keep[-1]] + 1
+    else:
+        assert got.next_offset == last.next_offset  # past trailing control batches and gaps too
+    for i in range(len(got)):
+        assert got.key(i) == cols.keys[i] and got.value(i) == cols.values[i]
+
+
+def test_decode_batches_slices_share_the_buffer_and_track_next_offset():
+    buf = b"".join(build_batch([b"x%d" % i for i in range(5)], base_offset=b * 5) for b in range(3))
+    got = decode_batches(buf)
+    assert got.offsets.tolist() == list(range(15)) and got.next_offset == 15
+    head, tail = got[:4], got[4:]
+    assert head.next_offset == 4 and tail.next_offset == 15
+    assert head.data is got.data and tail.values()[0] == b"x4"
+
+
+def test_decode_batches_names_the_damaged_batch():
+    # Many similar batches take the side-by-side walk; break one batch's records but keep its CRC
+    # valid, so only the record walk can notice.
+    parts = [build_batch([b"v" * 30] * 20, base_offset=20 * b) for b in range(6)]
+    bad = bytearray(parts[3])
+    bad[RECORD_BATCH_OVERHEAD] = 0x02  # first record's length varint: 1 byte, below the minimum
+    struct.pack_into(">I", bad, 17, crc32c(bytes(bad[21:])))
+    parts[3] = bytes(bad)
+    where = sum(len(p) for p in parts[:3])
+    with pytest.raises(CorruptRecordError) as e:
+        decode_batches(b"".join(parts), path="x.log", file_position=1000)
+    assert e.value.position == 1000 + where and "offset 60" in str(e.value)
+    parts[3] = bytes(bad[:30]) + b"\xff" + bytes(bad[31:])  # now a CRC mismatch
+    with pytest.raises(CorruptRecordError, match="CRC") as e:
+        decode_batches(b"".join(parts), path="x.log", file_position=1000)
+    assert e.value.position == 1000 + where
+
+
+@pytest.mark.parametrize("counts", [[20] * 6, [20, 18, 20, 15, 20, 19], [3, 5, 4, 5, 2]])
+def test_decode_batches_side_by_side_walk_of_uneven_batches(counts):
+    parts, base = [], 0
+    for b, n in enumerate(counts):
+        values = [bytes([65 + b]) * (10 + (i * 7) % 150) for i in range(n)]  # one- and two-byte lengths
+        parts.append(build_batch(values, [b"k%d" % i for i in range(n)], base_offset=base, compression_type="lz4"))
+        base += n
+    buf = b"".join(parts)
+    got = decode_batches(buf).to_columns()
+    ref = decode_one_by_one(buf)
+    assert got.values == ref["values"] and got.keys == ref["keys"] and got.offsets == list(range(base))

@@ -169,6 +169,121 @@ class RecordColumns:
         return f"RecordColumns({len(self)} records from offset {first})"
 
 
+_EMPTY_I64 = np.zeros(0, np.int64)
+_EMPTY_I64.flags.writeable = False
+
+
+class RecordArrays:
+    """Decoded records of one or more batches as numpy columns over one shared buffer: the bulk
+    read form, with no object per record until one is asked for.
+
+    ``offsets`` and ``timestamps`` (ms) are int64 arrays, ``log_append`` a bool array (True where
+    the timestamp is the broker's append time). Record ``i``'s key is
+    ``data[key_starts[i]:key_starts[i] + key_lengths[i]]``, None where the length is -1; values
+    likewise. ``next_offset`` is where reading goes on after these records (past any control
+    batches and compacted-away offsets they were read with); -1 when not known.
+    """
+
+    __slots__ = (
+        "_headers",
+        "data",
+        "key_lengths",
+        "key_starts",
+        "log_append",
+        "next_offset",
+        "offsets",
+        "timestamps",
+        "value_lengths",
+        "value_starts",
+    )
+
+    def __init__(self, data: bytes = b"", next_offset: int = -1) -> None:
+        self.data = data
+        self.next_offset = next_offset
+        self.offsets = self.timestamps = _EMPTY_I64
+        self.key_starts = self.key_lengths = self.value_starts = self.value_lengths = _EMPTY_I64
+        self.log_append = np.zeros(0, bool)
+        self._headers: list[tuple[tuple[str, bytes | None], ...]] | None = None  # None: no record has any
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def __getitem__(self, sel: slice) -> RecordArrays:
+        """The records in ``sel`` (a slice), sharing this object's buffer."""
+        if not isinstance(sel, slice):
+            raise TypeError("RecordArrays takes a slice; use key(i) / value(i) for one record")
+        out = RecordArrays(self.data, self.next_offset)
+        for name in (
+            "offsets",
+            "timestamps",
+            "log_append",
+            "key_starts",
+            "key_lengths",
+            "value_starts",
+            "value_lengths",
+        ):
+            setattr(out, name, getattr(self, name)[sel])
+        if self._headers is not None:
+            out._headers = self._headers[sel]
+        stop = sel.indices(len(self))[1]
+        if stop < len(self) and len(out):
+            out.next_offset = int(out.offsets[-1]) + 1
+        return out
+
+    def key(self, i: int) -> bytes | None:
+        """Record ``i``'s key (None when null)."""
+        n = int(self.key_lengths[i])
+        return None if n < 0 else self.data[int(self.key_starts[i]) : int(self.key_starts[i]) + n]
+
+    def value(self, i: int) -> bytes | None:
+        """Record ``i``'s value (None when null)."""
+        n = int(self.value_lengths[i])
+        return None if n < 0 else self.data[int(self.value_starts[i]) : int(self.value_starts[i]) + n]
+
+    def keys(self) -> list[bytes | None]:
+        """Every key, as bytes or None."""
+        return _slices(self.data, self.key_starts, self.key_lengths)
+
+    def values(self) -> list[bytes | None]:
+        """Every value, as bytes or None."""
+        return _slices(self.data, self.value_starts, self.value_lengths)
+
+    def headers(self) -> list[tuple[tuple[str, bytes | None], ...]]:
+        """Every record's headers: a tuple of ``(str, bytes | None)`` pairs each."""
+        return list(self._headers) if self._headers is not None else [()] * len(self)
+
+    @property
+    def has_headers(self) -> bool:
+        """Whether any record carries headers."""
+        return self._headers is not None
+
+    def timestamp_types(self) -> list[str]:
+        """Every record's timestamp type, "create" or "log_append"."""
+        n = len(self)
+        if n == 0:
+            return []
+        if not self.log_append.any():
+            return [CREATE_TIME] * n
+        if self.log_append.all():
+            return [LOG_APPEND_TIME] * n
+        return np.where(self.log_append, LOG_APPEND_TIME, CREATE_TIME).tolist()
+
+    def to_columns(self) -> RecordColumns:
+        """The same records as Python lists (:class:`RecordColumns`)."""
+        out = RecordColumns()
+        out.offsets = self.offsets.tolist()
+        out.timestamps = self.timestamps.tolist()
+        out.timestamp_types = self.timestamp_types()
+        out.keys = self.keys()
+        out.values = self.values()
+        out.headers = self.headers()
+        return out
+
+    def __repr__(self) -> str:
+        first = int(self.offsets[0]) if len(self) else None
+        return f"RecordArrays({len(self)} records from offset {first}, next offset {self.next_offset})"
+
+
 # --- building -------------------------------------------------------------------------------------
 
 
@@ -540,17 +655,26 @@ def _run_length(u8: np.ndarray, start: int, stride: int, vbytes: int, limit: int
     """How many records from ``start`` on have stride ``stride`` (length varint of ``vbytes`` bytes).
 
     Records at ``start + j * stride`` whose length varint bytes equal the first one's are proven, by
-    induction, to be records of that stride. Returns at least 1 (the first record itself).
+    induction, to be records of that stride. Returns at least 1 (the first record itself). Probes
+    windows that double in size, so the cost follows the run found, not the records left.
     """
-    size = len(u8)
-    j_max = min(limit, (size - start) // stride)
+    j_max = min(limit, (len(u8) - start) // stride)
     if j_max <= 1:
         return 1
-    pos = start + stride * np.arange(j_max, dtype=np.int64)
-    same = np.ones(j_max, dtype=bool)
-    for k in range(vbytes):
-        same &= u8[pos + k] == u8[start + k]
-    return int(np.argmin(same)) if not same.all() else j_max
+    first = u8[start : start + vbytes]
+    done = 1
+    window = 64
+    while done < j_max:
+        upto = min(j_max, done + window)
+        pos = start + stride * np.arange(done, upto, dtype=np.int64)
+        same = u8[pos] == first[0]
+        for k in range(1, vbytes):
+            same &= u8[pos + k] == first[k]
+        if not same.all():
+            return done + int(np.argmin(same))
+        done = upto
+        window *= 4
+    return j_max
 
 
 def _walk_lengths(data: bytes, count: int) -> tuple[np.ndarray, np.ndarray]:
@@ -627,6 +751,61 @@ def _walk_lengths(data: bytes, count: int) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(body_pieces), np.concatenate(len_pieces)
 
 
+def _walk_batches(
+    data: bytes, starts: np.ndarray, counts: np.ndarray, ends: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Body start and body length of each record of several batches laid end to end in ``data``
+    (batch ``i``'s records section is ``data[starts[i]:ends[i]]`` with ``counts[i]`` records), in
+    batch order. Walks record ``k`` of every batch in one numpy step, so a fetch of many small
+    batches costs about as many steps as one batch has records."""
+    nb = len(counts)
+    width = int(counts.max())
+    body = np.zeros((nb, width), np.int64)
+    size = np.zeros((nb, width), np.int64)
+    u8 = np.frombuffer(data, np.uint8)
+    last = len(u8) - 1
+    step_of, nbytes_of = _step_arrays()
+    cur = starts.astype(np.int64)
+    live: np.ndarray | None = None  # None: every batch still has records
+    shortest = int(counts.min())
+    for k in range(width):
+        if k >= shortest:
+            live = np.flatnonzero(counts > k)
+        at = cur if live is None else cur[live]
+        step = None
+        if int(at.max()) < last:
+            # The two bytes at each record's start give its whole step (one- and two-byte lengths).
+            two = u8[at].astype(np.intp)
+            two |= u8[at + 1].astype(np.intp) << 8
+            step = step_of[two]
+            if int(step.min()) == 0:
+                step = None
+            else:
+                nbytes = nbytes_of[two]
+        if step is None:
+            length, nbytes = decode_at(u8, at, MAX_VARINT_BYTES)
+            if int(length.min()) < _MIN_RECORD_BODY:
+                i = int(np.argmin(length))
+                where = i if live is None else int(live[i])
+                raise ValueError(f"record {k} of batch {where} declares a body of {int(length[i])} bytes")
+            step = nbytes + length
+        if live is None:
+            body[:, k] = at + nbytes
+            size[:, k] = step - nbytes
+            cur = at + step
+        else:
+            body[live, k] = at + nbytes
+            size[live, k] = step - nbytes
+            cur[live] = at + step
+    if (cur != ends).any():
+        i = int(np.argmax(cur != ends))
+        raise ValueError(f"the records of batch {i} do not end where its records section ends")
+    if shortest == width:
+        return body.ravel(), size.ravel()
+    mask = np.arange(width) < counts[:, None]
+    return body[mask], size[mask]
+
+
 def _slices(data: bytes, starts: np.ndarray, lengths: np.ndarray) -> list[bytes | None]:
     """``data[start:start+length]`` for each record; None where length is -1."""
     n = len(starts)
@@ -692,6 +871,19 @@ def _step_table() -> list[int]:
                     table[b | (b2 << 8)] = 2 + length
         _STEPS = table
     return _STEPS
+
+
+_STEP_ARRAYS: tuple[np.ndarray, np.ndarray] | None = None
+
+
+def _step_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_step_table` as an int64 array, and the length varint's size (1 or 2) per entry."""
+    global _STEP_ARRAYS
+    if _STEP_ARRAYS is None:
+        steps = np.array(_step_table(), np.int64)
+        nbytes = np.where(np.arange(65536) & 0x80, 2, 1).astype(np.int64)
+        _STEP_ARRAYS = steps, nbytes
+    return _STEP_ARRAYS
 
 
 def _parse_few(data: bytes, header: BatchHeader, start_offset: int | None, max_records: int) -> RecordColumns | None:
@@ -761,6 +953,93 @@ def _parse_few(data: bytes, header: BatchHeader, start_offset: int | None, max_r
     return out
 
 
+def _parse(
+    data: bytes,
+    headers: Sequence[BatchHeader],
+    counts: Sequence[int],
+    ends: Sequence[int],
+    start_offset: int | None,
+    max_records: int | None,
+) -> RecordArrays:
+    """Decode the records of one or more batches whose (decompressed) records sections are laid
+    end to end in ``data``; batch ``i`` holds ``counts[i]`` records and its section ends at
+    ``ends[i]``. Keeps the records from ``start_offset`` on, at most ``max_records``. Raises
+    ValueError on the first structural problem (the caller names the batch)."""
+    total = sum(counts)
+    nb = len(headers)
+    if nb >= 4 and max(counts) * nb <= 2 * total:
+        # Many batches of similar size: walk them side by side.
+        e = np.asarray(ends, np.int64)
+        c = np.asarray(counts, np.int64)
+        bstart, blen = _walk_batches(data, np.concatenate(([0], e[:-1])), c, e)
+    else:
+        bstart, blen = _walk_lengths(data, total)
+    out = RecordArrays(data)
+    if total == 0:
+        return out
+    bend = bstart + blen
+    if nb > 1:
+        last = np.cumsum(np.asarray(counts, np.int64)) - 1
+        if (bend[last] != np.asarray(ends, np.int64)).any():
+            raise ValueError("a batch's records do not end where its records section ends")
+    u8 = np.frombuffer(data, np.uint8)
+    p = bstart + 1  # skip the record attributes byte
+    tsd, s = decode_at(u8, p, MAX_VARLONG_BYTES)
+    p = p + s
+    od, s = decode_at(u8, p, MAX_VARINT_BYTES)
+    p += s
+    if len(headers) == 1:
+        h = headers[0]
+        offsets = od + h.base_offset
+        log_append = bool(h.attributes & TIMESTAMP_TYPE_MASK)
+        timestamps = np.full(total, h.max_timestamp, np.int64) if log_append else tsd + h.base_timestamp
+        appended = np.full(total, log_append)
+    else:
+        which = np.repeat(np.arange(len(headers)), counts)
+        cols = np.array(
+            [(h.base_offset, h.base_timestamp, h.max_timestamp, h.attributes & TIMESTAMP_TYPE_MASK) for h in headers],
+            np.int64,
+        )[which]
+        offsets = od + cols[:, 0]
+        appended = cols[:, 3] != 0
+        timestamps = np.where(appended, cols[:, 2], tsd + cols[:, 1])
+    first = 0 if start_offset is None else int(np.searchsorted(offsets, start_offset))
+    stop = total if max_records is None else min(total, first + max_records)
+    if first or stop < total:
+        sel = slice(first, stop)
+        offsets, timestamps, appended, bend, p = offsets[sel], timestamps[sel], appended[sel], bend[sel], p[sel]
+    klen, s = decode_at(u8, p, MAX_VARINT_BYTES)
+    kstart = p + s
+    p = kstart + np.maximum(klen, 0)
+    vlen, s = decode_at(u8, p, MAX_VARINT_BYTES)
+    vstart = p + s
+    p = vstart + np.maximum(vlen, 0)
+    hcount, s = decode_at(u8, p, MAX_VARINT_BYTES)
+    p += s
+    if len(p) and (int(klen.min()) < -1 or int(vlen.min()) < -1 or int(hcount.min()) < 0):
+        raise ValueError("a record has a negative key, value or headers length other than -1")
+    if (p > bend).any():
+        i = int(np.argmax(p > bend))
+        raise ValueError(f"record {i}'s fields run past its declared length")
+    with_headers = np.flatnonzero(hcount)
+    if len(with_headers):
+        hdrs: list[tuple[tuple[str, bytes | None], ...]] = [()] * len(p)
+        pl, bl, hl = p.tolist(), bend.tolist(), hcount.tolist()
+        for i in with_headers.tolist():
+            hdrs[i], end = _decode_headers(data, pl[i], hl[i])
+            if end != bl[i]:
+                raise ValueError(f"record {i}'s headers do not end at its declared length")
+        out._headers = hdrs
+        plain = hcount == 0
+        if (p[plain] != bend[plain]).any():
+            raise ValueError("a record's fields end before its declared length")
+    elif (p != bend).any():
+        raise ValueError("a record's fields end before its declared length")
+    out.offsets, out.timestamps, out.log_append = offsets, timestamps, appended
+    out.key_starts, out.key_lengths, out.value_starts, out.value_lengths = kstart, klen, vstart, vlen
+    return out
+
+
 def parse_records(
     data: bytes, header: BatchHeader, start_offset: int | None = None, max_records: int | None = None
 ) -> RecordColumns:
@@ -774,63 +1053,7 @@ def parse_records(
         few = _parse_few(data, header, start_offset, max_records)
         if few is not None:
             return few
-    count = header.records_count
-    bstart, blen = _walk_lengths(data, count)
-    if count == 0:
-        return RecordColumns()  # an empty batch (compaction keeps such batches)
-    u8 = np.frombuffer(data, np.uint8)
-    p = bstart + 1  # skip the record attributes byte
-    tsd, s = decode_at(u8, p, MAX_VARLONG_BYTES)
-    p = p + s
-    od, s = decode_at(u8, p, MAX_VARINT_BYTES)
-    p += s
-    if start_offset is not None or max_records is not None:
-        first = 0 if start_offset is None else int(np.searchsorted(od, start_offset - header.base_offset))
-        last = count if max_records is None else min(count, first + max_records)
-        if first or last < count:
-            sel = slice(first, last)
-            bstart, blen, tsd, od, p = bstart[sel], blen[sel], tsd[sel], od[sel], p[sel]
-            count = last - first
-    bend = bstart + blen
-    klen, s = decode_at(u8, p, MAX_VARINT_BYTES)
-    kstart = p + s
-    p = kstart + np.maximum(klen, 0)
-    vlen, s = decode_at(u8, p, MAX_VARINT_BYTES)
-    vstart = p + s
-    p = vstart + np.maximum(vlen, 0)
-    hcount, s = decode_at(u8, p, MAX_VARINT_BYTES)
-    p += s
-    if int(klen.min()) < -1 or int(vlen.min()) < -1 or int(hcount.min()) < 0:
-        raise ValueError("a record has a negative key, value or headers length other than -1")
-    if (p > bend).any():
-        i = int(np.argmax(p > bend))
-        raise ValueError(f"record {i}'s fields run past its declared length")
-    out = RecordColumns()
-    with_headers = np.flatnonzero(hcount)
-    if len(with_headers) == 0:
-        if (p != bend).any():
-            raise ValueError("a record's fields end before its declared length")
-        out.headers = [()] * count
-    else:
-        hdrs: list[tuple[tuple[str, bytes | None], ...]] = [()] * count
-        pl, bl, hl = p.tolist(), bend.tolist(), hcount.tolist()
-        for i in with_headers.tolist():
-            hdrs[i], end = _decode_headers(data, pl[i], hl[i])
-            if end != bl[i]:
-                raise ValueError(f"record {i}'s headers do not end at its declared length")
-        if (p[hcount == 0] != bend[hcount == 0]).any():
-            raise ValueError("a record's fields end before its declared length")
-        out.headers = hdrs
-    out.offsets = (od + header.base_offset).tolist()
-    if header.attributes & TIMESTAMP_TYPE_MASK:
-        out.timestamps = [header.max_timestamp] * count
-        out.timestamp_types = [LOG_APPEND_TIME] * count
-    else:
-        out.timestamps = (tsd + header.base_timestamp).tolist()
-        out.timestamp_types = [CREATE_TIME] * count
-    out.keys = _slices(data, kstart, klen)
-    out.values = _slices(data, vstart, vlen)
-    return out
+    return _parse(data, [header], [header.records_count], [len(data)], start_offset, max_records).to_columns()
 
 
 def decode_batch(
@@ -866,3 +1089,90 @@ def decode_batch(
         raise CorruptRecordError(
             f"record batch at offset {header.base_offset} does not parse: {e}", path, where
         ) from None
+
+
+def decode_batches(
+    buf: bytes | memoryview,
+    pos: int = 0,
+    end: int | None = None,
+    *,
+    path: str | None = None,
+    file_position: int | None = None,
+    verify: bool = True,
+    start_offset: int | None = None,
+    max_records: int | None = None,
+) -> RecordArrays:
+    """Decode every whole batch in ``buf[pos:end]`` at once: each batch's size and CRC are checked
+    (unless ``verify`` is False) and its records section decompressed, then all records are parsed
+    together, so the per-batch cost is a header and a decompress call.
+
+    Control batches (transaction markers) are skipped, as Kafka's consumers skip them. Only records
+    from ``start_offset`` on are kept, at most ``max_records`` (batches past those are not
+    decompressed). The result's ``next_offset`` is where the next read starts.
+
+    ``file_position`` is the byte position of ``buf[pos]`` in ``path``; errors name both. Raises
+    CorruptRecordError on a bad size, CRC, codec stream or record layout; UnsupportedCodecError
+    when a codec's package is missing.
+    """
+    end = len(buf) if end is None else end
+    shift = 0 if file_position is None else file_position - pos
+    view = memoryview(buf)
+    pieces: list[bytes] = []
+    headers: list[BatchHeader] = []
+    positions: list[int] = []
+    counts: list[int] = []
+    ends: list[int] = []
+    size = 0
+    have = 0
+    next_offset = -1
+    while pos < end:
+        if end - pos < RECORD_BATCH_OVERHEAD:
+            raise CorruptRecordError(f"record batch header is cut off after {end - pos} bytes", path, pos + shift)
+        h = read_header(buf, pos)
+        if verify:
+            check_batch(buf, pos, h, path, pos + shift)
+        elif h.batch_length < MIN_BATCH_LENGTH or pos + h.size > end:
+            raise CorruptRecordError(f"record batch of {h.size} bytes does not fit the buffer", path, pos + shift)
+        here = pos
+        pos += h.size
+        if max_records is not None and have >= max_records:
+            break
+        next_offset = h.next_offset
+        if h.records_count <= 0 or h.attributes & CONTROL_MASK:
+            continue
+        if start_offset is not None and h.last_offset < start_offset:
+            continue
+        section = view[here + RECORD_BATCH_OVERHEAD : here + h.size]
+        codec = h.compression
+        try:
+            data = compression.decompress(codec, section) if codec else bytes(section)
+        except ValueError as e:
+            raise CorruptRecordError(
+                f"record batch at offset {h.base_offset} does not decompress: {e}", path, here + shift
+            ) from None
+        pieces.append(data)
+        headers.append(h)
+        positions.append(here + shift)
+        counts.append(h.records_count)
+        size += len(data)
+        ends.append(size)
+        have += h.records_count - (0 if start_offset is None else max(0, start_offset - h.base_offset))
+    if not pieces:
+        return RecordArrays(b"", next_offset)
+    data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+    try:
+        out = _parse(data, headers, counts, ends, start_offset, max_records)
+    except ValueError as e:
+        # Find the batch at fault, to name it.
+        for h, piece, where in zip(headers, pieces, positions, strict=True):
+            try:
+                _parse(piece, [h], [h.records_count], [len(piece)], None, None)
+            except ValueError as e1:
+                raise CorruptRecordError(
+                    f"record batch at offset {h.base_offset} does not parse: {e1}", path, where
+                ) from None
+        raise CorruptRecordError(
+            f"record batches from offset {headers[0].base_offset} do not parse: {e}", path, positions[0]
+        ) from None
+    out.next_offset = next_offset if max_records is None or len(out) < max_records else int(out.offsets[-1]) + 1
+    return out

@@ -53,11 +53,13 @@ from ..records.batch import (
     MIN_BATCH_LENGTH,
     RECORD_BATCH_OVERHEAD,
     TIMESTAMP_TYPE_MASK,
+    RecordArrays,
     RecordColumns,
     build_batch,
     check_batch,
     crc32c,
     decode_batch,
+    decode_batches,
     read_header,
 )
 from ..types import OffsetAndTimestamp
@@ -857,28 +859,55 @@ class PartitionLog:
             if not data:
                 break
             budget -= len(data)
-            pos = 0
-            while pos < len(data) and (max_records is None or len(out) < max_records):
-                h = read_header(data, pos)
-                want = None if max_records is None else max_records - len(out)
-                cols = decode_batch(
-                    data,
-                    pos,
-                    header=h,
-                    path=seg.log_path,
-                    file_position=position + pos,
-                    start_offset=offset,
-                    max_records=want,
-                )
-                out.extend(cols)
-                offset = max(offset, h.next_offset)
-                pos += h.size
+            want = None if max_records is None else max_records - len(out)
+            arrays = decode_batches(
+                data, path=seg.log_path, file_position=position, start_offset=offset, max_records=want
+            )
+            out.extend(arrays.to_columns())
+            offset = max(offset, arrays.next_offset)
             if position + len(data) >= seg.size:
                 i += 1
         if max_records is not None and len(out) > max_records:
             for col in out.__slots__:
                 setattr(out, col, getattr(out, col)[:max_records])
         return out
+
+    def fetch(self, offset: int, max_bytes: int = 1 << 20) -> RecordArrays:
+        """The records from ``offset`` on in about ``max_bytes`` of whole batches of one segment
+        (always at least one batch, so a record larger than ``max_bytes`` still comes back), as
+        numpy columns. The result's ``next_offset`` is where the next fetch starts; it is empty
+        (with ``next_offset == offset``) at the log end. What other processes appended is seen.
+
+        Raises OffsetOutOfRangeError outside ``[log_start_offset, next_offset]``,
+        CorruptRecordError (file, byte position) on a damaged batch.
+        """
+        self._check_open()
+        self._fresh()
+        try:
+            return self._fetch(offset, max_bytes)
+        except StaleSegmentError:
+            self.refresh()
+            return self._fetch(offset, max_bytes)
+
+    def _fetch(self, offset: int, max_bytes: int) -> RecordArrays:
+        self.check_offset(offset)
+        segments = self._segments
+        i = self._segment_for(offset)
+        while i < len(segments) and offset < self.next_offset:
+            seg = segments[i]
+            found = seg.find_batch(offset)
+            if found is None:
+                i += 1
+                continue
+            position = found[0]
+            data = seg.read(position, max_bytes)
+            if not data:
+                break
+            arrays = decode_batches(data, path=seg.log_path, file_position=position, start_offset=offset)
+            if len(arrays):
+                return arrays
+            offset = max(offset, arrays.next_offset)  # only control batches: go on past them
+        return RecordArrays(b"", offset)
 
     def offset_for_time(self, timestamp: int) -> OffsetAndTimestamp | None:
         """The first record with timestamp >= ``timestamp`` (ms): its offset and timestamp, or None
