@@ -9,6 +9,7 @@ with LogStore("data/store") as store:
 """
 
 from .config import TopicConfig
+from .consumer import ColumnChunk, Consumer
 from .errors import (
     CorruptDataError,
     CorruptIndexError,
@@ -18,6 +19,8 @@ from .errors import (
     InvalidTopicError,
     LogClosedError,
     LogStoreError,
+    NoOffsetForPartitionError,
+    NotAssignedError,
     OffsetOutOfRangeError,
     RecordTooLargeError,
     StorageError,
@@ -29,16 +32,18 @@ from .errors import (
     UnsupportedCodecError,
 )
 from .producer import BulkResult, FutureRecordMetadata, Producer, RecordMetadata
-from .records import RecordColumns, build_batch
+from .records import RecordArrays, RecordColumns, build_batch
 from .storage.log import AppendResult, PartitionLog, Problem
 from .store import LogStore, PartitionInfo, TopicInfo
-from .types import OffsetAndTimestamp, TopicPartition
+from .types import OffsetAndTimestamp, Record, TopicPartition
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AppendResult",
     "BulkResult",
+    "ColumnChunk",
+    "Consumer",
     "CorruptDataError",
     "CorruptIndexError",
     "CorruptLogError",
@@ -49,12 +54,16 @@ __all__ = [
     "LogClosedError",
     "LogStore",
     "LogStoreError",
+    "NoOffsetForPartitionError",
+    "NotAssignedError",
     "OffsetAndTimestamp",
     "OffsetOutOfRangeError",
     "PartitionInfo",
     "PartitionLog",
     "Problem",
     "Producer",
+    "Record",
+    "RecordArrays",
     "RecordColumns",
     "RecordMetadata",
     "RecordTooLargeError",

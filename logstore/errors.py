@@ -114,6 +114,31 @@ class OffsetOutOfRangeError(LogStoreError):
         )
 
 
+class NoOffsetForPartitionError(LogStoreError):
+    """A consumer has no position for a partition and ``auto_offset_reset`` is "none"."""
+
+    def __init__(self, topic: str, partition: int) -> None:
+        self.topic, self.partition = topic, partition
+        super().__init__(
+            f"no position for {topic}-{partition} and auto_offset_reset is 'none'.",
+            "seek() to an offset first, or set auto_offset_reset to 'earliest' or 'latest'.",
+        )
+
+
+class NotAssignedError(LogStoreError):
+    """A consumer call named a partition that is not assigned to it."""
+
+    exit_code = 2
+
+    def __init__(self, topic: str, partition: int, assigned: Iterable[object] = ()) -> None:
+        self.topic, self.partition = topic, partition
+        have = ", ".join(str(tp) for tp in assigned) or "none"
+        super().__init__(
+            f"partition {topic}-{partition} is not assigned to this consumer (assigned: {have}).",
+            "assign() or subscribe() to it first.",
+        )
+
+
 class RecordTooLargeError(LogStoreError):
     """A record or batch over a size limit: the producer's ``max_request_size`` or the topic's
     ``max.message.bytes``. ``size`` and ``limit`` are bytes; ``setting`` names the limit."""
