@@ -6,6 +6,7 @@ Data goes to stdout, messages to stderr. Exit codes: 0 ok, 1 error, 2 usage, 3 n
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import sys
@@ -228,6 +229,16 @@ class BadLine(Exception):
     pass
 
 
+# Fields of `produce --input jsonl` objects; those `consume -J` adds that produce does not use
+# are accepted and ignored, so `consume -J | produce --input jsonl` copies records.
+JSONL_FIELDS = {"key", "value", "headers", "partition", "timestamp"} | {
+    "key_encoding",
+    "value_encoding",
+    "headers_encoding",
+}
+JSONL_IGNORED = {"topic", "offset", "timestamp_type"}
+
+
 def _parse_jsonl(line: bytes) -> dict[str, Any]:
     try:
         doc = json.loads(line)
@@ -235,12 +246,21 @@ def _parse_jsonl(line: bytes) -> dict[str, Any]:
         raise BadLine(f"not JSON ({e})") from None
     if not isinstance(doc, dict):
         raise BadLine("not a JSON object")
-    unknown = set(doc) - {"key", "value", "headers", "partition", "timestamp"}
+    unknown = set(doc) - JSONL_FIELDS - JSONL_IGNORED
     if unknown:
         raise BadLine(f"unknown field(s) {', '.join(sorted(unknown))}")
     for field in ("key", "value"):
         if doc.get(field) is not None and not isinstance(doc[field], str):
             raise BadLine(f"'{field}' must be a string or null")
+        encoding = doc.get(f"{field}_encoding")
+        if encoding not in (None, "utf-8", "base64"):
+            raise BadLine(f'\'{field}_encoding\' must be "base64" or "utf-8"')
+        if doc.get(field) is not None:
+            try:
+                text = doc[field]
+                doc[field] = base64.b64decode(text, validate=True) if encoding == "base64" else text.encode()
+            except (ValueError, UnicodeEncodeError) as e:
+                raise BadLine(f"'{field}' is not valid {encoding or 'text'} ({e})") from None
     if doc.get("headers") is not None:
         h = doc["headers"]
         if isinstance(h, dict):
@@ -251,7 +271,13 @@ def _parse_jsonl(line: bytes) -> dict[str, Any]:
             raise BadLine("'headers' must be an object or a list of [key, value] pairs")
         if not all(isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in pairs):
             raise BadLine("header keys must be strings and values strings or null")
-        doc["headers"] = [(k, None if v is None else v.encode()) for k, v in pairs]
+        b64 = doc.get("headers_encoding") == "base64"
+        try:
+            doc["headers"] = [
+                (k, None if v is None else base64.b64decode(v, validate=True) if b64 else v.encode()) for k, v in pairs
+            ]
+        except (ValueError, UnicodeEncodeError) as e:
+            raise BadLine(f"a header value is not valid {'base64' if b64 else 'text'} ({e})") from None
     for field in ("partition", "timestamp"):
         v = doc.get(field)
         if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
@@ -360,11 +386,7 @@ def produce(
                         raise BadLine(f"partition {doc['partition']} does not exist (0..{partitions - 1})")
                     v = doc.get("value")
                     k = doc.get("key")
-                    check(
-                        v.encode() if v is not None else None,
-                        k.encode() if k is not None else None,
-                        [(hk, hv) for hk, hv in (doc.get("headers") or [])],
-                    )
+                    check(v, k, [(hk, hv) for hk, hv in (doc.get("headers") or [])])
                     if doc.get("partition") is not None or doc.get("timestamp") is not None:
                         # Per-record placement or time: send individually (still batched).
                         flush_chunk(vals, keys, hdrs, nums)
@@ -379,13 +401,11 @@ def produce(
                                 headers=(doc.get("headers") or []) + common or None,
                             )
                         )
-                        nbytes += len(doc.get("value") or "")
+                        nbytes += len(v or b"")
                         continue
-                    v = doc.get("value")
-                    k = doc.get("key")
-                    vals.append(v.encode() if v is not None else None)
+                    vals.append(v)
                     assert keys is not None and hdrs is not None
-                    keys.append(k.encode() if k is not None else None)
+                    keys.append(k)
                     hdrs.append((doc.get("headers") or []) + common or None)
                 elif sep is not None:
                     k, found, v = line.partition(sep)
@@ -435,6 +455,462 @@ def produce(
         f"Produced {total} records ({format_size(nbytes)}) to {len(used)} partition(s) of {topic} "
         f"in {elapsed:.2f}s{skipped}."
     )
+
+
+# --- consume ------------------------------------------------------------------------------------
+
+
+def parse_when(text: str) -> int:
+    """A point in time as ms since the epoch: epoch ms, an ISO-8601 date or date-time (no zone means
+    UTC), or a time relative to now such as -1h, -30m or -7d."""
+    text = text.strip()
+    if text.lstrip("-").isdigit() and not text.startswith("-"):
+        return int(text)
+    if text.startswith("-") and len(text) > 1:
+        from logstore.config import parse_duration_ms
+
+        try:
+            return int(time.time() * 1000) - parse_duration_ms(text[1:], "time")
+        except LogStoreError:
+            pass
+    import datetime as dt
+
+    try:
+        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(
+            f"'{text}' is not a time: give epoch ms (1718000000000), ISO-8601 (2024-06-10T08:00:00Z) "
+            "or a relative time (-1h, -7d)"
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.timezone.utc)
+    return int(when.timestamp() * 1000)
+
+
+def parse_partitions(text: str | None, count: int, topic: str) -> list[int]:
+    if text is None:
+        return list(range(count))
+    out = []
+    for part in text.split(","):
+        try:
+            p = int(part)
+        except ValueError:
+            raise click.BadParameter(f"'{part}' is not a partition number (e.g. -p 0,2)", param_hint="-p") from None
+        if not 0 <= p < count:
+            raise click.BadParameter(f"{topic} has partitions 0..{count - 1}, not {p}", param_hint="-p")
+        out.append(p)
+    return list(dict.fromkeys(out))
+
+
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "0": "\0", "\\": "\\"}
+
+
+def unescape(text: str) -> str:
+    """Turn \\n, \\t, \\r, \\0 and \\\\ into the characters they name (kcat's -f and -D)."""
+    out, i = [], 0
+    while i < len(text):
+        c = text[i]
+        if c == "\\" and i + 1 < len(text) and text[i + 1] in _ESCAPES:
+            out.append(_ESCAPES[text[i + 1]])
+            i += 2
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+FORMAT_TOKENS = "tpokKsSThD%"
+
+
+def compile_format(fmt: str) -> list[str]:
+    """Split a kcat -f format into literal pieces and one-letter tokens (``%t`` -> ``"%t"``)."""
+    fmt = unescape(fmt)
+    parts: list[str] = []
+    lit = ""
+    i = 0
+    while i < len(fmt):
+        if fmt[i] == "%":
+            if i + 1 >= len(fmt) or fmt[i + 1] not in FORMAT_TOKENS:
+                bad = fmt[i : i + 2]
+                raise click.BadParameter(
+                    f"unknown token '{bad}' (known: %t topic, %p partition, %o offset, %k key, %K key length, "
+                    "%s value, %S value length, %T timestamp ms, %h headers, %D ISO time, %% a percent sign)",
+                    param_hint="--format",
+                )
+            if fmt[i + 1] == "%":
+                lit += "%"
+            else:
+                if lit:
+                    parts.append(lit)
+                    lit = ""
+                parts.append("%" + fmt[i + 1])
+            i += 2
+        else:
+            lit += fmt[i]
+            i += 1
+    if lit:
+        parts.append(lit)
+    return parts
+
+
+def _iso(ms: int) -> str:
+    import datetime as dt
+
+    if ms < 0:
+        return ""
+    return (
+        dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    )
+
+
+def _text(b: bytes | None) -> tuple[str | None, bool]:
+    """JSON form of bytes: (text, False) when UTF-8, else (base64, True)."""
+    if b is None:
+        return None, False
+    try:
+        return b.decode("utf-8"), False
+    except UnicodeDecodeError:
+        return base64.b64encode(b).decode("ascii"), True
+
+
+PRINT_FLAGS = ("print.key", "print.value", "print.timestamp", "print.partition", "print.offset", "print.headers")
+
+
+class Formatter:
+    """Turns one partition's chunk of records into output bytes."""
+
+    def __init__(self, mode: str, fmt: list[str] | None, props: dict[str, str]) -> None:
+        self.mode = mode
+        self.fmt = fmt
+        self.props = props
+        truth = {"true": True, "false": False}
+        for k in PRINT_FLAGS:
+            if k in props and props[k].lower() not in truth:
+                raise click.BadParameter(f"{k} must be true or false, not '{props[k]}'", param_hint="--property")
+        self.flags = {k: truth.get(props.get(k, "").lower(), k == "print.value") for k in PRINT_FLAGS}
+        self.sep = unescape(props.get("key.separator", "\t")).encode()
+        self.line_sep = unescape(props.get("line.separator", "\n")).encode()
+        self.hsep = unescape(props.get("headers.separator", ",")).encode()
+        self.null = unescape(props.get("null.literal", "null")).encode()
+
+    def render(self, topic: str, partition: int, a: Any) -> bytes:
+        if self.mode == "values":
+            vals = a.values()
+            if len(vals) and int(a.value_lengths.min()) < 0:
+                vals = [b"" if v is None else v for v in vals]
+            vals.append(b"")
+            return b"\n".join(vals)
+        if self.mode == "jsonl":
+            return self._jsonl(topic, partition, a)
+        if self.mode == "format":
+            return self._format(topic, partition, a)
+        return self._kafka(partition, a)
+
+    def _jsonl(self, topic: str, partition: int, a: Any) -> bytes:
+        lines = []
+        for off, ts, tt, k, v, hs in zip(
+            a.offsets.tolist(),
+            a.timestamps.tolist(),
+            a.timestamp_types(),
+            a.keys(),
+            a.values(),
+            a.headers(),
+            strict=True,
+        ):
+            doc: dict[str, Any] = {"topic": topic, "partition": partition, "offset": off, "timestamp": ts}
+            doc["timestamp_type"] = tt
+            doc["key"], kb = _text(k)
+            doc["value"], vb = _text(v)
+            if hs:
+                texts = [_text(hv) for _, hv in hs]
+                hb = any(b for _, b in texts)
+                doc["headers"] = [
+                    [hk, None if hv is None else base64.b64encode(hv).decode() if hb else t[0]]
+                    for (hk, hv), t in zip(hs, texts, strict=True)
+                ]
+                if hb:
+                    doc["headers_encoding"] = "base64"
+            else:
+                doc["headers"] = []
+            if kb:
+                doc["key_encoding"] = "base64"
+            if vb:
+                doc["value_encoding"] = "base64"
+            lines.append(json.dumps(doc, ensure_ascii=False))
+        lines.append("")
+        return "\n".join(lines).encode()
+
+    def _format(self, topic: str, partition: int, a: Any) -> bytes:
+        assert self.fmt is not None
+        out = []
+        tb, pb = topic.encode(), str(partition).encode()
+        lit = {piece: piece.encode() for piece in self.fmt if not piece.startswith("%") or len(piece) != 2}
+        for off, ts, k, v, hs in zip(
+            a.offsets.tolist(), a.timestamps.tolist(), a.keys(), a.values(), a.headers(), strict=True
+        ):
+            for piece in self.fmt:
+                if piece in lit:
+                    out.append(lit[piece])
+                    continue
+                c = piece[1]
+                if c == "s":
+                    out.append(v or b"")
+                elif c == "k":
+                    out.append(k or b"")
+                elif c == "o":
+                    out.append(str(off).encode())
+                elif c == "p":
+                    out.append(pb)
+                elif c == "t":
+                    out.append(tb)
+                elif c == "T":
+                    out.append(str(ts).encode())
+                elif c == "D":
+                    out.append(_iso(ts).encode())
+                elif c == "K":
+                    out.append(str(-1 if k is None else len(k)).encode())
+                elif c == "S":
+                    out.append(str(-1 if v is None else len(v)).encode())
+                elif c == "h":
+                    out.append(b",".join(hk.encode() + b"=" + (hv or b"") for hk, hv in hs))
+        return b"".join(out)
+
+    def _kafka(self, partition: int, a: Any) -> bytes:
+        f = self.flags
+        out = []
+        null = self.null
+        for off, ts, tt, k, v, hs in zip(
+            a.offsets.tolist(),
+            a.timestamps.tolist(),
+            a.timestamp_types(),
+            a.keys(),
+            a.values(),
+            a.headers(),
+            strict=True,
+        ):
+            fields = []
+            if f["print.timestamp"]:
+                kind = "LogAppendTime" if tt == "log_append" else "CreateTime"
+                fields.append(f"{kind}:{ts}".encode() if ts >= 0 else b"NO_TIMESTAMP")
+            if f["print.partition"]:
+                fields.append(b"Partition:%d" % partition)
+            if f["print.offset"]:
+                fields.append(b"Offset:%d" % off)
+            if f["print.headers"]:
+                fields.append(
+                    self.hsep.join(hk.encode() + b":" + (null if hv is None else hv) for hk, hv in hs)
+                    if hs
+                    else b"NO_HEADERS"
+                )
+            if f["print.key"]:
+                fields.append(null if k is None else k)
+            if f["print.value"]:
+                fields.append(null if v is None else v)
+            out.append(self.sep.join(fields) + self.line_sep)
+        return b"".join(out)
+
+
+@cli.command()
+@click.argument("topic")
+@click.option("--partition", "-p", "partitions", metavar="N[,N...]", help="Only these partitions (default: all).")
+@click.option(
+    "--offset",
+    "-o",
+    "offset_spec",
+    metavar="SPEC",
+    help="Where to start: beginning (default), end, N, -N (N before the end of each partition), "
+    "+N (N after the start), @TIME or s@TIME (first record at or after TIME: epoch ms, ISO-8601, -1h).",
+)
+@click.option("--from-beginning", is_flag=True, help="Start at the beginning (Kafka's flag; the default here).")
+@click.option("--max-messages", "-n", type=click.IntRange(min=1), help="Exit after N records.")
+@click.option("--exit", "-e", "exit_at_end", is_flag=True, help="Exit at the end of the log instead of waiting.")
+@click.option("--timeout-ms", type=click.IntRange(min=0), help="Exit when no record has come for MS.")
+@click.option("--format", "-f", "fmt", help="kcat format: %t %p %o %k %K %s %S %T %h %D, escapes \\n \\t.")
+@click.option("-J", "json_out", is_flag=True, help="JSON lines (same as --output jsonl).")
+@click.option("--output", "output", type=click.Choice(["text", "jsonl"]), default="text", show_default=True)
+@click.option(
+    "--property", "props", multiple=True, metavar="KEY=VALUE", help="Kafka console-consumer formatter setting."
+)
+@click.option("-q", "--quiet", count=True, help="No notes on stderr.")
+@click.pass_obj
+@run
+def consume(
+    obj: Ctx,
+    topic: str,
+    partitions: str | None,
+    offset_spec: str | None,
+    from_beginning: bool,
+    max_messages: int | None,
+    exit_at_end: bool,
+    timeout_ms: int | None,
+    fmt: str | None,
+    json_out: bool,
+    output: str,
+    props: tuple[str, ...],
+    quiet: int,
+) -> None:
+    """Print TOPIC's records to stdout, one value per line by default, from the beginning unless
+    -o says otherwise; follow new records until Ctrl-C, or exit at the end with -e.
+
+    \b
+    --property keys (Kafka's DefaultMessageFormatter): print.key, print.value, print.timestamp,
+    print.partition, print.offset, print.headers, key.separator, line.separator,
+    headers.separator, null.literal.
+    Notes ("% Reached end of ...", the total) go to stderr; -q silences them.
+
+    \b
+    Examples:
+      logstore consume orders -e
+      logstore consume orders -o -10 -e -f '%p:%o %k=%s\\n'
+      logstore consume orders -o @2024-06-10T08:00:00Z -J
+      logstore consume orders --property print.key=true --property print.offset=true
+    """
+    from logstore import Consumer, TopicPartition
+
+    if from_beginning and offset_spec is not None:
+        raise click.UsageError("Options --from-beginning and --offset cannot be specified together.")
+    mode = "values"
+    if json_out or output == "jsonl":
+        mode = "jsonl"
+    if fmt is not None:
+        if mode == "jsonl":
+            raise click.UsageError("Options --format and -J/--output jsonl cannot be specified together.")
+        mode = "format"
+    properties = parse_configs(props) if props else {}
+    known_props = {*PRINT_FLAGS, "key.separator", "line.separator", "headers.separator", "null.literal"}
+    for k in properties:
+        if k not in known_props:
+            raise click.BadParameter(f"unknown property '{k}' (known: {', '.join(sorted(known_props))})")
+    if properties:
+        if mode != "values":
+            raise click.UsageError("--property formats like Kafka's console consumer; it cannot go with -f or -J.")
+        mode = "kafka"
+    formatter = Formatter(mode, compile_format(fmt) if fmt is not None else None, properties)
+    notes = obj.verbose >= 0 and not quiet
+    spec = "beginning" if offset_spec is None else offset_spec.strip()
+    out = sys.stdout.buffer
+    total = 0
+
+    def on_eof(tp: TopicPartition, offset: int) -> None:
+        if notes:
+            click.echo(f"% Reached end of topic {tp.topic} [{tp.partition}] at offset {offset}", err=True)
+
+    with obj.store(create=False) as store:
+        parts = parse_partitions(partitions, store.partition_count(topic), topic)
+        tps = [TopicPartition(topic, p) for p in parts]
+        explicit = spec.lstrip("+-").isdigit()
+        consumer = Consumer(
+            store,
+            auto_offset_reset="none" if explicit else "earliest",
+            stop_at_end=exit_at_end,
+            consumer_timeout_ms=timeout_ms,
+            on_partition_eof=on_eof,
+        )
+        with consumer:
+            consumer.assign(tps)
+            if spec == "beginning":
+                consumer.seek_to_beginning()
+            elif spec == "end":
+                consumer.seek_to_end()
+            elif spec == "stored":
+                raise click.BadParameter("'stored' needs a consumer group, which this version does not have")
+            elif spec.startswith(("@", "s@")):
+                consumer.seek_to_time(parse_when(spec.split("@", 1)[1]))
+            elif explicit:
+                n = int(spec)
+                for tp in tps:
+                    low, high = consumer.get_watermark_offsets(tp)
+                    if spec.startswith("-"):
+                        consumer.seek(tp, max(low, high + n))
+                    elif spec.startswith("+"):
+                        consumer.seek(tp, min(high, low + n))
+                    else:
+                        consumer.seek(tp, n)
+            else:
+                raise click.BadParameter(
+                    f"'{spec}' is not an offset: use beginning, end, N, -N, +N or @TIME", param_hint="--offset"
+                )
+            # Without -e, wait for ever (or --timeout-ms) in slices, so Ctrl-C is seen promptly.
+            deadline = None if timeout_ms is None else time.monotonic() + timeout_ms / 1000
+            try:
+                while max_messages is None or total < max_messages:
+                    wait = 0.0 if exit_at_end else 0.5
+                    if deadline is not None:
+                        wait = max(0.0, min(wait, deadline - time.monotonic()))
+                    chunk = consumer.poll_columns(wait)
+                    if chunk is None:
+                        if exit_at_end or (deadline is not None and time.monotonic() >= deadline):
+                            break
+                        continue
+                    records = chunk.records
+                    if max_messages is not None and total + len(records) > max_messages:
+                        records = records[: max_messages - total]
+                    out.write(formatter.render(chunk.topic, chunk.partition, records))
+                    total += len(records)
+                    if deadline is not None:
+                        deadline = time.monotonic() + timeout_ms / 1000  # type: ignore[operator]
+                out.flush()
+            except BrokenPipeError:
+                # The reader went away (| head): stop quietly, as cat does.
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+            except KeyboardInterrupt:
+                try:
+                    out.flush()
+                except BrokenPipeError:
+                    pass
+                if notes:
+                    click.echo(f"Processed a total of {total} messages", err=True)
+                sys.exit(130)
+    if notes:
+        click.echo(f"Processed a total of {total} messages", err=True)
+
+
+@cli.command()
+@click.argument("topic")
+@click.option("--partition", "-p", "partitions", metavar="N[,N...]", help="Only these partitions (default: all).")
+@click.option(
+    "--time",
+    "when",
+    default="latest",
+    show_default=True,
+    help="latest (log end), earliest (log start), or a time (epoch ms, ISO-8601, -1h): the first offset "
+    "whose timestamp is at or after it. Kafka's -1 and -2 mean latest and earliest.",
+)
+@click.pass_obj
+@run
+def offsets(obj: Ctx, topic: str, partitions: str | None, when: str) -> None:
+    """Print topic:partition:offset per partition, as Kafka's GetOffsetShell. A time after every
+    record prints no line for that partition.
+
+    \b
+    Examples:
+      logstore offsets orders
+      logstore offsets orders --time earliest
+      logstore offsets orders --time 2024-06-10T08:00:00Z
+    """
+    from logstore import TopicPartition
+
+    spec = {"-1": "latest", "-2": "earliest"}.get(when.strip(), when.strip())
+    with obj.store(create=False) as store:
+        parts = parse_partitions(partitions, store.partition_count(topic), topic)
+        ts = None if spec in ("latest", "earliest") else parse_when(spec.lstrip("@"))
+        lines = []
+        for p in parts:
+            log = store.partition(topic, p)
+            if spec == "latest":
+                log.refresh()
+                off: int | None = log.next_offset
+            elif spec == "earliest":
+                off = log.log_start_offset
+            else:
+                assert ts is not None
+                found = log.offset_for_time(ts)
+                off = None if found is None else found.offset
+            if off is not None:
+                lines.append(f"{TopicPartition(topic, p).topic}:{p}:{off}")
+        if lines:
+            click.echo("\n".join(lines))
 
 
 # --- verification ---------------------------------------------------------------------------------

@@ -104,6 +104,8 @@ class OffsetOutOfRangeError(LogStoreError):
     Attributes ``offset``, ``log_start_offset`` and ``next_offset`` carry the valid range.
     """
 
+    exit_code = 4
+
     def __init__(self, topic: str, partition: int, offset: int, log_start_offset: int, next_offset: int) -> None:
         self.topic, self.partition = topic, partition
         self.offset, self.log_start_offset, self.next_offset = offset, log_start_offset, next_offset
