@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -830,11 +831,20 @@ def consume(
                 raise click.BadParameter(
                     f"'{spec}' is not an offset: use beginning, end, N, -N, +N or @TIME", param_hint="--offset"
                 )
-            # Without -e, wait for ever (or --timeout-ms) in slices, so Ctrl-C is seen promptly.
+            # Ctrl-C sets a flag and wakes the consumer, so a chunk is always written and counted
+            # together, and the total printed is what reached stdout.
+            interrupted = False
+
+            def on_sigint(signum: int, frame: Any) -> None:
+                nonlocal interrupted
+                interrupted = True
+                consumer.wakeup()
+
+            previous = signal.signal(signal.SIGINT, on_sigint)
             deadline = None if timeout_ms is None else time.monotonic() + timeout_ms / 1000
             try:
-                while max_messages is None or total < max_messages:
-                    wait = 0.0 if exit_at_end else 0.5
+                while not interrupted and (max_messages is None or total < max_messages):
+                    wait = 0.0 if exit_at_end else 3600.0
                     if deadline is not None:
                         wait = max(0.0, min(wait, deadline - time.monotonic()))
                     chunk = consumer.poll_columns(wait)
@@ -854,11 +864,9 @@ def consume(
                 # The reader went away (| head): stop quietly, as cat does.
                 devnull = os.open(os.devnull, os.O_WRONLY)
                 os.dup2(devnull, sys.stdout.fileno())
-            except KeyboardInterrupt:
-                try:
-                    out.flush()
-                except BrokenPipeError:
-                    pass
+            finally:
+                signal.signal(signal.SIGINT, previous)
+            if interrupted:
                 if notes:
                     click.echo(f"Processed a total of {total} messages", err=True)
                 sys.exit(130)

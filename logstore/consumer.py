@@ -172,6 +172,7 @@ class Consumer:
         self._subscription: tuple[str, ...] | None = None
         self._closed = False
         self._wake = threading.Event()
+        self._woken = False
         # The chunk being handed out: its partition, columns, Record objects (made on first use)
         # and the index of the next record to deliver.
         self._buf_tp: TopicPartition | None = None
@@ -458,7 +459,7 @@ class Consumer:
                 return False
             pause = min(pause, left)
         self._wake.wait(pause)
-        return not self._closed
+        return not self._closed and not self._woken
 
     def _next_chunk(self, timeout: float | None) -> bool:
         """Make sure a chunk with records is buffered, waiting up to ``timeout`` s (None: for ever).
@@ -474,6 +475,10 @@ class Consumer:
         pause = _FIRST_WAIT
         while True:
             if self._closed:
+                return False
+            if self._woken:
+                self._woken = False
+                self._wake.clear()
                 return False
             if self._fill():
                 return True
@@ -567,6 +572,13 @@ class Consumer:
     def _check_open(self) -> None:
         if self._closed:
             raise LogClosedError("the consumer is closed.", "Create a new Consumer to read again.")
+
+    def wakeup(self) -> None:
+        """Make a poll, consume or iteration that is waiting for data return now (None, an empty
+        list, or the end of the iteration), or the next one that would wait. Safe from another
+        thread or a signal handler; the consumer stays usable."""
+        self._woken = True
+        self._wake.set()
 
     def close(self) -> None:
         """Stop reading: a poll or iteration blocked in another thread returns. Idempotent. The
