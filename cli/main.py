@@ -960,41 +960,39 @@ def verify(obj: Ctx, topic_name: str | None) -> None:
 @run
 def demo(obj: Ctx, input_path: str, topic_name: str, partitions: int) -> None:
     """Walk through the embedded store: load sample events, replay, look up by time, verify."""
-    from logstore.partitioner import murmur2_partition
+    from logstore import Consumer, Producer, TopicPartition
 
     with open(input_path, encoding="utf-8") as f:
         events = [json.loads(line) for line in f if line.strip()]
     with obj.store() as store:
         click.echo(f"store: {store.path}")
         store.create_topic(topic_name, partitions, exist_ok=True)
-        count = store.describe_topic(topic_name).partition_count
-        routed: dict[int, list[dict[str, Any]]] = {p: [] for p in range(count)}
-        for e in events:
-            routed[murmur2_partition(e["key"].encode(), count)].append(e)
-        click.echo(f"appending {len(events)} events from {input_path} (keys routed with Kafka's murmur2):")
-        for p, evs in routed.items():
-            if not evs:
-                continue
-            r = store.append(
+        click.echo(f"producing {len(events)} events from {input_path} (keys routed with Kafka's murmur2, lz4):")
+        with Producer(store) as producer:
+            result = producer.send_many(
                 topic_name,
-                p,
-                [e["value"].encode() for e in evs],
-                [e["key"].encode() for e in evs],
-                timestamps=[e["timestamp"] for e in evs],
-                compression_type="lz4",
+                [e["value"].encode() for e in events],
+                [e["key"].encode() for e in events],
+                timestamps=[e["timestamp"] for e in events],
             )
-            click.echo(
-                f"  {topic_name}-{p}: {len(evs)} records at offsets {r.first_offset}..{r.last_offset} (one lz4 batch)"
-            )
-        log = store.partition(topic_name, 0)
-        start = max(log.log_start_offset, log.next_offset - 5)
-        cols = store.read(topic_name, 0, start, max_records=3)
-        click.echo(f"replay {topic_name}-0 from offset {start}:")
-        for off, key, val in zip(cols.offsets, cols.keys, cols.values, strict=True):
-            click.echo(f"  offset {off} key={key.decode()} value={val.decode()[:60]}")
-        mid = events[len(events) // 2]["timestamp"]
-        hit = store.offset_for_time(topic_name, 0, mid)
-        click.echo(f"first record of {topic_name}-0 at or after timestamp {mid}: {hit}")
+        parts, offs = result.partitions.tolist(), result.offsets.tolist()
+        for p in sorted(set(parts)):
+            mine = [o for q, o in zip(parts, offs, strict=True) if q == p]
+            click.echo(f"  {topic_name}-{p}: {len(mine)} records at offsets {min(mine)}..{max(mine)}")
+        tp = TopicPartition(topic_name, 0)
+        with Consumer(store) as consumer:
+            consumer.assign([tp])
+            low, high = consumer.get_watermark_offsets(tp)
+            start = max(low, high - 5)
+            consumer.seek(tp, start)
+            click.echo(f"replay {tp} from offset {start}:")
+            for r in consumer.consume(3, timeout=1.0):
+                click.echo(f"  offset {r.offset} key={r.key.decode()} value={r.value.decode()[:60]}")
+            mid = events[len(events) // 2]["timestamp"]
+            consumer.seek_to_time(mid, tp)
+            r = consumer.poll(timeout=1.0)
+            where = f"offset {r.offset} ({r.datetime:%Y-%m-%d %H:%M:%S.%f} UTC)" if r else "none"
+            click.echo(f"first record of {tp} at or after timestamp {mid}: {where}")
         info = store.describe_topic(topic_name)
         for p in info.partitions:
             click.echo(
