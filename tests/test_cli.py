@@ -76,9 +76,15 @@ def test_verify_reports_damage_and_exits_1(run, tmp_path):
 def test_demo_prints_what_it_did(run):
     r = run("demo", "--input", os.path.join(ROOT, "data", "events.jsonl"))
     assert r.exit_code == 0
-    assert "appending" in r.stdout and "verify: 0 problem(s)" in r.stdout
+    assert "producing 1850 events" in r.stdout and "verify: 0 problem(s)" in r.stdout
+    assert "replay events-0 from offset" in r.stdout and "  offset " in r.stdout
+    assert "first record of events-0 at or after timestamp" in r.stdout and ": offset " in r.stdout
     r2 = run("demo", "--input", os.path.join(ROOT, "data", "events.jsonl"))
     assert r2.exit_code == 0  # runs again on the same store, appending after what is there
+    first = [line for line in r.stdout.splitlines() if line.startswith("  events-0:")][0]
+    again = [line for line in r2.stdout.splitlines() if line.startswith("  events-0:")][0]
+    n = int(first.split()[1])
+    assert first.endswith(f"offsets 0..{n - 1}") and again.endswith(f"offsets {n}..{2 * n - 1}")
 
 
 def test_every_command_has_help():
