@@ -300,7 +300,7 @@ class PartitionLog:
             if recover:
                 for seg in missing:
                     self._recover_segment(seg, report)
-            self._load_active_tail(active, truncate=locked, trusted=clean)
+            self._load_active_tail(active, truncate=locked, trusted=clean, report=report)
         if recover:
             self._clean_marker_removed = False
         self.log_start_offset = max(self.log_start_offset, self._segments[0].base_offset)
@@ -326,12 +326,20 @@ class PartitionLog:
         except (KeyError, OSError):
             return False
 
-    def _load_active_tail(self, seg: LogSegment, truncate: bool, trusted: bool = False) -> None:
+    def _load_active_tail(
+        self, seg: LogSegment, truncate: bool, trusted: bool = False, report: LoadReport | None = None
+    ) -> None:
         """Find the valid end of the active segment, scanning forward from its last index entry.
 
         ``trusted``: the clean-shutdown marker matched, so the file holds whole, fsynced batches:
         walk the headers only (no CRC) and treat any mismatch as damage, never as a torn tail.
+        A rebuild of the indexes is recorded in ``report`` (default: this log's load report).
+
+        The last index entry may name the batch at its position (what this library writes, and
+        Kafka's recovery) or, as Kafka up to 3.6 writes per append, the last offset of a later batch
+        of the same append: either way scanning starts at a batch boundary.
         """
+        report = self.load_report if report is None else report
         seg.size = 0
         seg.next_offset = seg.base_offset
         position = 0
@@ -342,13 +350,13 @@ class PartitionLog:
             last_offset, pos = idx.lookup(1 << 62)
             head = seg.pread(RECORD_BATCH_OVERHEAD, pos) if pos < file_size else b""
             h = read_header(head) if len(head) == RECORD_BATCH_OVERHEAD else None
-            if h is not None and h.last_offset == last_offset and h.magic == 2:
+            if h is not None and h.magic == 2 and h.batch_length >= MIN_BATCH_LENGTH and h.last_offset <= last_offset:
                 position = pos
                 batch_base = h.base_offset
             elif truncate:
                 # The index does not match the log (a crash left it stale): rebuild both from the log.
                 self._bump_layout()
-                self._recover_segment(seg, self.load_report)
+                self._recover_segment(seg, report)
                 self._bump_layout()
                 return
         ts, off = seg.time_index.last_entry()
@@ -362,6 +370,12 @@ class PartitionLog:
         if position:
             seg.next_offset = batch_base  # the scan below starts with the indexed batch
         self._scan_forward(seg, file_size, truncate, trusted=trusted)
+        if truncate and idx.entries and last_offset >= seg.next_offset:
+            # The last entry names an offset the log does not reach: a stale index. Rebuild.
+            self._bump_layout()
+            self._recover_segment(seg, report)
+            self._bump_layout()
+            return
         seg.created_ms = self._now_ms()
 
     def _scan_forward(self, seg: LogSegment, file_size: int, truncate: bool, trusted: bool = False) -> None:
@@ -586,15 +600,7 @@ class PartitionLog:
                 next_offset = self.next_offset
                 last_offset = next_offset + sum(h.last_offset_delta + 1 for _, h in headers) - 1
                 now = self._now_ms()
-                # Largest timestamp and the last offset of the (first) batch holding it (Kafka's
-                # shallowOffsetOfMaxTimestamp), for the time index.
-                max_ts, max_ts_offset, offset = -1, next_offset, next_offset
-                for _, h in headers:
-                    offset += h.last_offset_delta + 1
-                    if h.max_timestamp > max_ts:
-                        max_ts, max_ts_offset = h.max_timestamp, offset - 1
-                if log_append:
-                    max_ts, max_ts_offset = now, last_offset
+                max_ts = now if log_append else max(h.max_timestamp for _, h in headers)  # for segment.ms
                 seg = self._maybe_roll(total, max_ts, last_offset)
                 if not seg.active:
                     seg.activate()
@@ -614,7 +620,14 @@ class PartitionLog:
                     except StorageError as e:
                         self._undo_write(seg, position, e)
                         raise
-                    seg.after_append(position, last_offset, max_ts, total, max_timestamp_offset=max_ts_offset)
+                    # Index entries per batch (Kafka 3.7+ and Kafka's recovery do the same): an
+                    # append of many batches still gets an entry every index.interval.bytes.
+                    at, first = position, next_offset
+                    for _, h in headers:
+                        last = first + h.last_offset_delta
+                        seg.after_append(at, last, now if log_append else h.max_timestamp, h.size)
+                        at += h.size
+                        first = last + 1
                 self._unflushed += last_offset - next_offset + 1
                 sync = self._unflushed >= self.config.flush_messages or now - self._last_flush >= self.config.flush_ms
                 if sync:
@@ -1036,8 +1049,12 @@ class PartitionLog:
                 batch_positions[position] = h.last_offset
                 expected = h.next_offset
                 position += h.size
+            # An entry names the batch at its position by that batch's last offset, or (Kafka up to
+            # 3.6 indexed per append) by the last offset of a later batch of the same append.
+            last_offsets = set(batch_positions.values())
             for off, pos in seg.index.entries_list():
-                if batch_positions.get(pos) != off:
+                at = batch_positions.get(pos)
+                if at is None or off < at or off not in last_offsets:
                     problems.append(
                         Problem(
                             seg.index_path,
