@@ -169,6 +169,9 @@ class Consumer:
         self._order: list[TopicPartition] = []
         self._turn = 0
         self._at_eof: set[TopicPartition] = set()
+        # Partitions whose position was just set: their next read fetches one record with scalar
+        # code (a seek answers in tens of microseconds), the reads after it whole chunks.
+        self._just_moved: set[TopicPartition] = set()
         self._subscription: tuple[str, ...] | None = None
         self._closed = False
         self._wake = threading.Event()
@@ -251,6 +254,7 @@ class Consumer:
             self._drop_buffer()
         self._positions[tp] = offset
         self._at_eof.discard(tp)
+        self._just_moved.add(tp)
 
     def seek(self, partition: TopicPartition | tuple[str, int], offset: int) -> None:
         """Deliver ``partition``'s records from ``offset`` on (at the next poll). An offset outside
@@ -373,11 +377,14 @@ class Consumer:
         pos = self._positions[tp]
         if pos is None:
             pos = self._positions[tp] = self._reset(tp, log, None)
+            self._just_moved.add(tp)
+        first = 1 if tp in self._just_moved else None
+        self._just_moved.discard(tp)
         try:
-            got = log.fetch(pos, self._chunk_bytes)
+            got = log.fetch(pos, self._chunk_bytes, first)
         except OffsetOutOfRangeError as e:
             pos = self._positions[tp] = self._reset(tp, log, e)
-            got = log.fetch(pos, self._chunk_bytes)
+            got = log.fetch(pos, self._chunk_bytes, 1)
         if not len(got):
             if got.next_offset > pos:
                 self._positions[tp] = pos = got.next_offset  # past control batches

@@ -28,7 +28,7 @@ from logstore.records import (
     iter_batches,
     read_header,
 )
-from logstore.records.batch import HEADER, crc32c, set_base_offset
+from logstore.records.batch import HEADER, RecordArrays, crc32c, set_base_offset
 
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
 CODEC_ID = {name: i for i, name in enumerate(CODECS)}
@@ -1055,3 +1055,29 @@ def test_decode_batches_side_by_side_walk_of_uneven_batches(counts):
     got = decode_batches(buf).to_columns()
     ref = decode_one_by_one(buf)
     assert got.values == ref["values"] and got.keys == ref["keys"] and got.offsets == list(range(base))
+
+
+def test_record_arrays_from_columns_round_trips_and_slices():
+    src = decode_batch(
+        build_batch(
+            [b"v0", None, b"", b"v3"],
+            [None, b"k1", b"k2", b""],
+            headers=[None, [("h", b"1")], None, [("x", None)]],
+            base_offset=40,
+            timestamps=[7, 8, 9, 10],
+        )
+    )
+    a = RecordArrays.from_columns(src)
+    assert len(a) == 4 and a.next_offset == 44 and a.offsets.tolist() == [40, 41, 42, 43]
+    for name in ("offsets", "timestamps", "keys", "values", "headers", "timestamp_types"):
+        assert getattr(a.to_columns(), name) == getattr(src, name), name
+    # The numpy side agrees with the lists (poll_columns users read only that side).
+    plain = RecordArrays.from_columns(src)
+    plain._lists = None
+    assert plain.keys() == src.keys and plain.values() == src.values and plain.headers() == src.headers
+    tail = a[2:]
+    assert tail.keys() == [b"k2", b""] and tail.values() == [b"", b"v3"] and tail.next_offset == 44
+    head = a[:1]
+    assert head.values() == [b"v0"] and head.next_offset == 41
+    empty = RecordArrays.from_columns(decode_batch(build_batch([b"x"]), start_offset=5))
+    assert len(empty) == 0

@@ -186,6 +186,7 @@ class RecordArrays:
 
     __slots__ = (
         "_headers",
+        "_lists",
         "data",
         "key_lengths",
         "key_starts",
@@ -204,6 +205,7 @@ class RecordArrays:
         self.key_starts = self.key_lengths = self.value_starts = self.value_lengths = _EMPTY_I64
         self.log_append = np.zeros(0, bool)
         self._headers: list[tuple[tuple[str, bytes | None], ...]] | None = None  # None: no record has any
+        self._lists: RecordColumns | None = None  # the same records as lists, when made from them
 
     def __len__(self) -> int:
         return len(self.offsets)
@@ -225,9 +227,41 @@ class RecordArrays:
             setattr(out, name, getattr(self, name)[sel])
         if self._headers is not None:
             out._headers = self._headers[sel]
+        if self._lists is not None:
+            lists = out._lists = RecordColumns()
+            for name in RecordColumns.__slots__:
+                setattr(lists, name, getattr(self._lists, name)[sel])
         stop = sel.indices(len(self))[1]
         if stop < len(self) and len(out):
             out.next_offset = int(out.offsets[-1]) + 1
+        return out
+
+    @classmethod
+    def from_columns(cls, cols: RecordColumns) -> RecordArrays:
+        """The records of ``cols`` as arrays (keys and values copied into one buffer); meant for a
+        few records, as from a lookup. ``next_offset`` is one past the last record."""
+        n = len(cols)
+        starts: list[list[int]] = [[], []]
+        lengths: list[list[int]] = [[], []]
+        pos = 0
+        for side, items in enumerate((cols.keys, cols.values)):
+            st, ln = starts[side], lengths[side]
+            for item in items:
+                st.append(pos)
+                if item is None:
+                    ln.append(-1)
+                else:
+                    ln.append(len(item))
+                    pos += len(item)
+        out = cls(b"".join([k for k in cols.keys if k] + [v for v in cols.values if v]))
+        table = np.array([cols.offsets, cols.timestamps, starts[0], lengths[0], starts[1], lengths[1]], np.int64)
+        table = table.reshape(6, n)
+        out.offsets, out.timestamps, out.key_starts, out.key_lengths, out.value_starts, out.value_lengths = table
+        out.log_append = np.array([t == LOG_APPEND_TIME for t in cols.timestamp_types], bool)
+        if any(cols.headers):
+            out._headers = list(cols.headers)
+        out.next_offset = cols.offsets[-1] + 1 if n else -1
+        out._lists = cols
         return out
 
     def key(self, i: int) -> bytes | None:
@@ -242,10 +276,14 @@ class RecordArrays:
 
     def keys(self) -> list[bytes | None]:
         """Every key, as bytes or None."""
+        if self._lists is not None:
+            return list(self._lists.keys)
         return _slices(self.data, self.key_starts, self.key_lengths)
 
     def values(self) -> list[bytes | None]:
         """Every value, as bytes or None."""
+        if self._lists is not None:
+            return list(self._lists.values)
         return _slices(self.data, self.value_starts, self.value_lengths)
 
     def headers(self) -> list[tuple[tuple[str, bytes | None], ...]]:
@@ -262,6 +300,8 @@ class RecordArrays:
         n = len(self)
         if n == 0:
             return []
+        if self._lists is not None:
+            return list(self._lists.timestamp_types)
         if not self.log_append.any():
             return [CREATE_TIME] * n
         if self.log_append.all():
