@@ -364,10 +364,9 @@ class Consumer:
             self._live = None
 
     def _drop_buffer(self) -> None:
+        """Forget the current chunk (its partition's position is being set anew, or it left the
+        assignment)."""
         self._detach()
-        if self._buf_tp is not None and self._buf is not None and self._next_i < len(self._buf):
-            # Records not handed out yet: the position goes back to the first of them.
-            self._positions[self._buf_tp] = int(self._buf.offsets[self._next_i])
         self._buf_tp = self._buf = self._records = None
         self._next_i = 0
 
@@ -466,7 +465,11 @@ class Consumer:
                 return False
             pause = min(pause, left)
         self._wake.wait(pause)
-        return not self._closed and not self._woken
+        if self._woken:
+            self._woken = False
+            self._wake.clear()
+            return False
+        return not self._closed
 
     def _next_chunk(self, timeout: float | None) -> bool:
         """Make sure a chunk with records is buffered, waiting up to ``timeout`` s (None: for ever).
@@ -482,10 +485,6 @@ class Consumer:
         pause = _FIRST_WAIT
         while True:
             if self._closed:
-                return False
-            if self._woken:
-                self._woken = False
-                self._wake.clear()
                 return False
             if self._fill():
                 return True

@@ -81,8 +81,8 @@ def test_demo_prints_what_it_did(run):
     assert "first record of events-0 at or after timestamp" in r.stdout and ": offset " in r.stdout
     r2 = run("demo", "--input", os.path.join(ROOT, "data", "events.jsonl"))
     assert r2.exit_code == 0  # runs again on the same store, appending after what is there
-    first = [line for line in r.stdout.splitlines() if line.startswith("  events-0:")][0]
-    again = [line for line in r2.stdout.splitlines() if line.startswith("  events-0:")][0]
+    first = next(line for line in r.stdout.splitlines() if line.startswith("  events-0:"))
+    again = next(line for line in r2.stdout.splitlines() if line.startswith("  events-0:"))
     n = int(first.split()[1])
     assert first.endswith(f"offsets 0..{n - 1}") and again.endswith(f"offsets {n}..{2 * n - 1}")
 

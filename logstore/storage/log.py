@@ -542,7 +542,12 @@ class PartitionLog:
         with self._lock:
             self._check_open()
             if self._read_layout_gen() != self._layout_gen:
-                self._load(recover=False, locked=False)
+                try:
+                    self._load(recover=False, locked=False)
+                except StaleSegmentError:
+                    # A writer is part-way through a change (a roll whose index files do not exist
+                    # yet): keep going with what was loaded, and look again on the next read.
+                    self._layout_gen = -1
                 return
             seg = self._segments[-1]
             size = seg.file_size()
