@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import struct
 import subprocess
 import sys
 import tempfile
@@ -1008,3 +1009,46 @@ def test_wakeup_ends_a_wait_and_the_consumer_stays_usable(t20):
         assert time.monotonic() - started < 5
         fill(t20, [2])
         assert [r.offset for r in c.consume(10, timeout=5.0)] == [20, 21]
+
+
+# --- damage outside the CRC (review findings) ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "fmt", "value"),
+    [
+        (16, ">b", 1),  # magic
+        (8, ">i", 0),  # batchLength below the minimum
+        (8, ">i", -12),  # negative batchLength (used to hang the reader)
+        (8, ">i", 100_000),  # batchLength running past the segment
+        (0, ">q", 3),  # baseOffset going backwards (used to duplicate records)
+        (0, ">q", 40),  # baseOffset jumping forward over later batches' offsets
+    ],
+    ids=["magic", "length-0", "length-negative", "length-too-long", "base-back", "base-forward"],
+)
+@pytest.mark.parametrize("fetch_bytes", [1, 1 << 20])
+def test_damaged_header_fields_outside_the_crc_raise(tmp_path, field, fmt, value, fetch_bytes):
+    # The CRC covers bytes 21.. only: baseOffset, batchLength and magic are checked on their own.
+    path = tmp_path / "s"
+    with LogStore(path) as s:
+        s.create_topic("t", 1, config={"segment.bytes": 600})
+        for _ in range(12):
+            s.append("t", 0, [b"v%d" % j for j in range(5)])
+        log_path = s.partition("t", 0).segments[0].log_path
+    with open(log_path, "rb") as f:
+        batches = list(iter_batches(f.read()))
+    pos, h = batches[len(batches) // 2]
+    with open(log_path, "r+b") as f:
+        f.seek(pos + field)
+        f.write(struct.pack(fmt, value))
+    got: list[int] = []
+    with (
+        LogStore(path) as s,
+        Consumer(s, "t", stop_at_end=True, max_partition_fetch_bytes=fetch_bytes) as c,
+        pytest.raises(CorruptRecordError) as e,
+    ):
+        for r in c:
+            got.append(r.offset)
+    assert e.value.path == log_path
+    assert got == list(range(len(got)))  # in order, nothing repeated, nothing past the damage
+    assert len(got) <= h.base_offset

@@ -410,3 +410,18 @@ def test_an_index_entry_past_the_log_end_is_rebuilt(tmp_path, open_log):
     assert again.load_report.recovered == [again.active_segment.log_path]
     assert again.active_segment.index.entries_list()[-1] == (off, pos)
     assert again.next_offset == end and again.verify() == []
+
+
+def test_an_append_with_more_batches_than_free_index_entries_rolls_first(open_log):
+    # segment.index.bytes=4096 holds 512 entries; with a 0-byte interval every batch wants one.
+    # The roll check counts the append's batches, and a fresh segment that still cannot hold
+    # them all skips entries instead of failing the (already written) append.
+    log = open_log(segment_index_bytes=4096, index_interval_bytes=0)
+    for _ in range(3):
+        log.append(_many_batches(300, per_batch=2))
+    log.append(_many_batches(700, per_batch=1))  # more batches than any index holds
+    assert log.next_offset == 3 * 600 + 700
+    assert len(log.segments) >= 3
+    assert log.verify() == []
+    for off in (0, 599, 600, 1799, 1800, 2499):
+        assert log.read_records(off, max_records=1).offsets == [off]

@@ -799,10 +799,13 @@ def _ref_varint(data, pos, max_bytes):
 
 
 def ref_parse(data: bytes, count: int, base_offset: int, base_ts: int):
-    """Read ``count`` records the way the fact sheet says Kafka's readFrom does, one at a time."""
+    """Read ``count`` records the way the fact sheet says Kafka's readFrom does, one at a time, plus
+    the rule our readers add (Kafka's broker checks it on produce): offset deltas strictly increase
+    within 0..lastOffsetDelta (count - 1 here)."""
     if count < 0:
         raise ValueError("negative count")
     pos, out = 0, []
+    prev = -1
     for _ in range(count):
         length, pos = _ref_varint(data, pos, 5)
         end = pos + length
@@ -811,6 +814,9 @@ def ref_parse(data: bytes, count: int, base_offset: int, base_ts: int):
         pos += 1  # attributes
         tsd, pos = _ref_varint(data, pos, 10)
         od, pos = _ref_varint(data, pos, 5)
+        if od <= prev or od > count - 1:
+            raise ValueError("offset deltas not increasing within 0..lastOffsetDelta")
+        prev = od
         fields = []
         for _f in range(2):
             n, pos = _ref_varint(data, pos, 5)
@@ -1081,3 +1087,24 @@ def test_record_arrays_from_columns_round_trips_and_slices():
     assert head.values() == [b"v0"] and head.next_offset == 41
     empty = RecordArrays.from_columns(decode_batch(build_batch([b"x"]), start_offset=5))
     assert len(empty) == 0
+
+
+def test_offset_deltas_out_of_order_are_corrupt():
+    records = ref_record(0, 0, None, b"a", ()) + ref_record(2, 0, None, b"b", ()) + ref_record(1, 0, None, b"c", ())
+    bad = reframe(records, 3)
+    with pytest.raises(CorruptRecordError, match="offset deltas"):
+        decode_batches(bad)
+    records = ref_record(0, 0, None, b"a", ()) + ref_record(1, 0, None, b"b", ()) + ref_record(7, 0, None, b"c", ())
+    with pytest.raises(CorruptRecordError, match="offset deltas"):
+        decode_batches(reframe(records, 3))  # a delta past lastOffsetDelta (2)
+
+
+def test_a_huge_record_count_is_corrupt_not_a_memory_error():
+    parts = []
+    for b in range(4):
+        batch = bytearray(build_batch([b"x"], base_offset=b))
+        struct.pack_into(">i", batch, 57, 2**31 - 1)
+        struct.pack_into(">I", batch, 17, crc32c(bytes(batch[21:])))
+        parts.append(bytes(batch))
+    with pytest.raises(CorruptRecordError, match="declares 2147483647 records"):
+        decode_batches(b"".join(parts))

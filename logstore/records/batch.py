@@ -1076,6 +1076,8 @@ def _parse(
     p += s
     if len(headers) == 1:
         h = headers[0]
+        if int(od.min()) < 0 or int(od.max()) > h.last_offset_delta or (total > 1 and bool((np.diff(od) <= 0).any())):
+            raise ValueError("record offset deltas are not increasing within 0..lastOffsetDelta")
         offsets = od + h.base_offset
         log_append = bool(h.attributes & TIMESTAMP_TYPE_MASK)
         timestamps = np.full(total, h.max_timestamp, np.int64) if log_append else tsd + h.base_timestamp
@@ -1087,6 +1089,9 @@ def _parse(
             np.int64,
         )[which]
         offsets = od + cols[:, 0]
+        lods = np.array([h.last_offset_delta for h in headers], np.int64)[which]
+        if int(od.min()) < 0 or bool((od > lods).any()) or bool((np.diff(offsets) <= 0).any()):
+            raise ValueError("record offset deltas are not increasing within 0..lastOffsetDelta")
         appended = cols[:, 3] != 0
         timestamps = np.where(appended, cols[:, 2], tsd + cols[:, 1])
     first = 0 if start_offset is None else int(np.searchsorted(offsets, start_offset))
@@ -1215,10 +1220,16 @@ def decode_batches(
         if end - pos < RECORD_BATCH_OVERHEAD:
             raise CorruptRecordError(f"record batch header is cut off after {end - pos} bytes", path, pos + shift)
         h = read_header(buf, pos)
+        if h.batch_length < MIN_BATCH_LENGTH or pos + h.size > end:
+            raise CorruptRecordError(f"record batch of {h.size} bytes does not fit the buffer", path, pos + shift)
         if verify:
             check_batch(buf, pos, h, path, pos + shift)
-        elif h.batch_length < MIN_BATCH_LENGTH or pos + h.size > end:
-            raise CorruptRecordError(f"record batch of {h.size} bytes does not fit the buffer", path, pos + shift)
+        if h.base_offset < next_offset or h.last_offset_delta < 0:
+            raise CorruptRecordError(
+                f"record batch at offset {h.base_offset} goes back below the previous batch's end {next_offset}",
+                path,
+                pos + shift,
+            )
         here = pos
         pos += h.size
         if max_records is not None and have >= max_records:
@@ -1236,6 +1247,12 @@ def decode_batches(
             raise CorruptRecordError(
                 f"record batch at offset {h.base_offset} does not decompress: {e}", path, here + shift
             ) from None
+        if h.records_count > len(data) // (_MIN_RECORD_BODY + 1):
+            raise CorruptRecordError(
+                f"record batch at offset {h.base_offset} declares {h.records_count} records in {len(data)} bytes",
+                path,
+                here + shift,
+            )
         pieces.append(data)
         headers.append(h)
         positions.append(here + shift)

@@ -126,9 +126,10 @@ class _Index:
 
     # --- lifecycle --------------------------------------------------------------------------------
 
-    def is_full(self) -> bool:
+    def is_full(self, room: int = 1) -> bool:
+        """Whether fewer than ``room`` entries still fit."""
         limit = self.max_entries - 1 if self.reserve_last_slot else self.max_entries
-        return self.entries >= limit
+        return self.entries + room > limit
 
     def truncate_entries(self, keep: int) -> None:
         """Keep the first ``keep`` entries (the index must be active, i.e. the flock held).

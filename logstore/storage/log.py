@@ -606,7 +606,7 @@ class PartitionLog:
                 last_offset = next_offset + sum(h.last_offset_delta + 1 for _, h in headers) - 1
                 now = self._now_ms()
                 max_ts = now if log_append else max(h.max_timestamp for _, h in headers)  # for segment.ms
-                seg = self._maybe_roll(total, max_ts, last_offset)
+                seg = self._maybe_roll(total, max_ts, last_offset, len(headers))
                 if not seg.active:
                     seg.activate()
                 buffers: list[Any] = []
@@ -700,7 +700,7 @@ class PartitionLog:
         )
         return self.append(batch, validate=False)
 
-    def _maybe_roll(self, incoming: int, max_ts: int, last_offset: int) -> LogSegment:
+    def _maybe_roll(self, incoming: int, max_ts: int, last_offset: int, batches: int = 1) -> LogSegment:
         seg = self._segments[-1]
         cfg = self.config
         if seg.size == 0:
@@ -713,8 +713,8 @@ class PartitionLog:
                 reason = "time"
         elif self._now_ms() - seg.created_ms > cfg.segment_ms:
             reason = "time"
-        if reason is None and seg.indexes_full():
-            reason = "index full"
+        if reason is None and seg.indexes_full(batches):
+            reason = "index full"  # the append may add an entry per batch
         if reason is None and last_offset - seg.base_offset > INT32_MAX:
             reason = "offset overflow"
         if reason is None:

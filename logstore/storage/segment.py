@@ -59,6 +59,29 @@ class StaleSegmentError(StorageError):
         super().__init__("open", path, FileNotFoundError(2, "No such file or directory"))
 
 
+class _BadHeader(Exception):
+    """A batch header that cannot be right (internal: find_batch turns it into CorruptRecordError)."""
+
+    def __init__(self, position: int, what: str) -> None:
+        self.position, self.what = position, what
+
+
+def _check_header(h: BatchHeader, position: int, limit: int, floor: int, upper: int) -> int:
+    """Raise _BadHeader unless ``h`` (at ``position``) is a sane magic-2 header of a batch ending by
+    ``limit`` whose offsets lie in ``[floor, upper)``; return the floor for the next batch."""
+    if h.magic != MAGIC:
+        raise _BadHeader(position, f"batch header with magic {h.magic} (only magic 2 is supported)")
+    if h.batch_length < MIN_BATCH_LENGTH or position + h.batch_length + LOG_OVERHEAD > limit:
+        raise _BadHeader(
+            position, f"batch length {h.batch_length} does not fit the segment (valid bytes end at {limit})"
+        )
+    if h.base_offset < floor or h.last_offset_delta < 0:
+        raise _BadHeader(position, f"batch base offset {h.base_offset} goes back below {floor}")
+    if h.base_offset + h.last_offset_delta >= upper:
+        raise _BadHeader(position, f"batch offsets {h.base_offset}.. reach past the segment's end offset {upper}")
+    return h.base_offset + h.last_offset_delta + 1
+
+
 class LogSegment:
     """A ``.log`` file and its two sparse indexes (see the module docstring)."""
 
@@ -227,16 +250,20 @@ class LogSegment:
             self.offset_of_max_timestamp = last_offset if max_timestamp_offset is None else max_timestamp_offset
         if self.first_batch_timestamp is None:
             self.first_batch_timestamp = max_timestamp
-        if index and self.bytes_since_last_index_entry > self.index_interval_bytes:
+        # A full index (an append of more batches than a fresh segment has entries for) skips the
+        # entry: lookups scan forward from the entry before, so a sparser index is still right.
+        if index and self.bytes_since_last_index_entry > self.index_interval_bytes and not self.indexes_full():
             self.index.append(last_offset, position)
             self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
             self.bytes_since_last_index_entry = 0
         self.bytes_since_last_index_entry += size
-        self.size = position + size
+        # next_offset before size: a reader that sees the new size also sees the new end offset.
         self.next_offset = last_offset + 1
+        self.size = position + size
 
-    def indexes_full(self) -> bool:
-        return self.index.is_full() or self.time_index.is_full()
+    def indexes_full(self, room: int = 1) -> bool:
+        """Whether either index has fewer than ``room`` free entries."""
+        return self.index.is_full(room) or self.time_index.is_full(room)
 
     # --- reading ----------------------------------------------------------------------------------
 
@@ -253,14 +280,22 @@ class LogSegment:
         offset index's entry below ``offset``. None when no batch in ``[0, limit)`` qualifies.
 
         An index entry that does not lead to a sane batch header (a stale index after a crash, seen
-        by a reader) is ignored and the scan restarts at byte 0.
+        by a reader) is ignored and the scan restarts at byte 0. A header that is not sane there
+        (bad magic or length, running past the valid end, offsets going backwards) is damage:
+        raises CorruptRecordError naming the file and position, never a silent skip.
         """
         limit = self.size if limit is None else limit
+        upper = self.next_offset  # read after size (see after_append)
         start = self._index_position(offset, limit)
-        found = self._scan_for(offset, start, limit)
-        if found is None and start:
-            found = self._scan_for(offset, 0, start)
-        return found
+        try:
+            return self._scan_for(offset, start, limit, upper)
+        except _BadHeader as bad:
+            if not start:
+                raise CorruptRecordError(bad.what, self.log_path, bad.position) from None
+        try:
+            return self._scan_for(offset, 0, limit, upper)
+        except _BadHeader as bad:
+            raise CorruptRecordError(bad.what, self.log_path, bad.position) from None
 
     def locate(self, offset: int, limit: int | None = None) -> tuple[int, BatchHeader, bytes, int] | None:
         """The batch holding ``offset`` with its bytes, in one read where possible (for lookups).
@@ -289,18 +324,20 @@ class LogSegment:
         position, h = found
         return position, h, self.pread(h.size, position), 0
 
-    def _scan_for(self, offset: int, position: int, limit: int) -> tuple[int, BatchHeader] | None:
+    def _scan_for(self, offset: int, position: int, limit: int, upper: int) -> tuple[int, BatchHeader] | None:
         # The index maps a batch's *last* offset to its start, so the wanted batch is usually one
         # or two past the indexed one: hop a few headers with small reads before reading chunks.
+        floor = -1  # batches must not go back in offsets
         for _ in range(4):
             if position + RECORD_BATCH_OVERHEAD > limit:
+                if position < limit:
+                    raise _BadHeader(position, f"{limit - position} bytes at the end are not a whole batch header")
                 return None
             head = self.pread(RECORD_BATCH_OVERHEAD, position)
             if len(head) < RECORD_BATCH_OVERHEAD:
                 return None
             h = read_header(head)
-            if h.magic != MAGIC or h.batch_length < MIN_BATCH_LENGTH:
-                return None
+            floor = _check_header(h, position, limit, floor, upper)
             if h.base_offset + h.last_offset_delta >= offset:
                 return position, h
             position += h.batch_length + LOG_OVERHEAD
@@ -310,14 +347,15 @@ class LogSegment:
             pos = 0
             while pos + RECORD_BATCH_OVERHEAD <= len(buf):
                 h = read_header(buf, pos)
-                if h.magic != MAGIC or h.batch_length < MIN_BATCH_LENGTH:
-                    return None
+                floor = _check_header(h, position + pos, limit, floor, upper)
                 if h.base_offset + h.last_offset_delta >= offset:
                     return position + pos, h
                 pos += h.batch_length + LOG_OVERHEAD
             if pos == 0:
                 return None
             position += pos
+        if position < limit:
+            raise _BadHeader(position, f"{limit - position} bytes at the end are not a whole batch header")
         return None
 
     def read(self, position: int, max_bytes: int, limit: int | None = None) -> bytes:
@@ -330,6 +368,12 @@ class LogSegment:
         end = 0
         while end + RECORD_BATCH_OVERHEAD <= len(buf):
             (length,) = HEADER.unpack_from(buf, end)[1:2]
+            if length < MIN_BATCH_LENGTH or position + end + length + LOG_OVERHEAD > limit:
+                raise CorruptRecordError(
+                    f"batch length {length} does not fit the segment (valid bytes end at {limit})",
+                    self.log_path,
+                    position + end,
+                )
             if end + length + LOG_OVERHEAD > len(buf):
                 break
             end += length + LOG_OVERHEAD
@@ -337,10 +381,8 @@ class LogSegment:
             # The first batch alone is larger than max_bytes: return it whole.
             head = self.pread(RECORD_BATCH_OVERHEAD, position) if len(buf) < RECORD_BATCH_OVERHEAD else buf
             if len(head) < RECORD_BATCH_OVERHEAD:
-                return b""
+                raise CorruptRecordError("batch header cut off at the segment's end", self.log_path, position)
             size = read_header(head).size
-            if position + size > limit:
-                return b""
             return self.pread(size, position)
         return buf if end == len(buf) else buf[:end]
 
