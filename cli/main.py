@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import signal
 import sys
 import time
@@ -279,6 +280,8 @@ def _parse_jsonl(line: bytes) -> dict[str, Any]:
             ]
         except (ValueError, UnicodeEncodeError) as e:
             raise BadLine(f"a header value is not valid {'base64' if b64 else 'text'} ({e})") from None
+    if doc.get("timestamp") == -1:
+        doc["timestamp"] = None  # no timestamp (what consume -J prints for one): stamped now
     for field in ("partition", "timestamp"):
         v = doc.get(field)
         if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
@@ -692,7 +695,7 @@ class Formatter:
             fields = []
             if f["print.timestamp"]:
                 kind = "LogAppendTime" if tt == "log_append" else "CreateTime"
-                fields.append(f"{kind}:{ts}".encode() if ts >= 0 else b"NO_TIMESTAMP")
+                fields.append(f"{kind}:{ts}".encode())  # magic-2 records always have a type
             if f["print.partition"]:
                 fields.append(b"Partition:%d" % partition)
             if f["print.offset"]:
@@ -799,7 +802,7 @@ def consume(
     with obj.store(create=False) as store:
         parts = parse_partitions(partitions, store.partition_count(topic), topic)
         tps = [TopicPartition(topic, p) for p in parts]
-        explicit = spec.lstrip("+-").isdigit()
+        explicit = re.fullmatch(r"[+-]?[0-9]+", spec) is not None
         consumer = Consumer(
             store,
             auto_offset_reset="none" if explicit else "earliest",
@@ -831,20 +834,20 @@ def consume(
                 raise click.BadParameter(
                     f"'{spec}' is not an offset: use beginning, end, N, -N, +N or @TIME", param_hint="--offset"
                 )
-            # Ctrl-C sets a flag and wakes the consumer, so a chunk is always written and counted
-            # together, and the total printed is what reached stdout.
+            # Ctrl-C only sets a flag (a signal handler must not take locks), seen within 0.2 s:
+            # a chunk is always written and counted together, and the total is what reached stdout.
             interrupted = False
 
             def on_sigint(signum: int, frame: Any) -> None:
                 nonlocal interrupted
                 interrupted = True
-                consumer.wakeup()
 
-            previous = signal.signal(signal.SIGINT, on_sigint)
+            ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN  # nohup, a background job
+            previous = signal.getsignal(signal.SIGINT) if ignored else signal.signal(signal.SIGINT, on_sigint)
             deadline = None if timeout_ms is None else time.monotonic() + timeout_ms / 1000
             try:
                 while not interrupted and (max_messages is None or total < max_messages):
-                    wait = 0.0 if exit_at_end else 3600.0
+                    wait = 0.0 if exit_at_end else 0.2
                     if deadline is not None:
                         wait = max(0.0, min(wait, deadline - time.monotonic()))
                     chunk = consumer.poll_columns(wait)
@@ -865,7 +868,8 @@ def consume(
                 devnull = os.open(os.devnull, os.O_WRONLY)
                 os.dup2(devnull, sys.stdout.fileno())
             finally:
-                signal.signal(signal.SIGINT, previous)
+                if not ignored:
+                    signal.signal(signal.SIGINT, previous)
             if interrupted:
                 if notes:
                     click.echo(f"Processed a total of {total} messages", err=True)
@@ -882,8 +886,9 @@ def consume(
     "when",
     default="latest",
     show_default=True,
-    help="latest (log end), earliest (log start), or a time (epoch ms, ISO-8601, -1h): the first offset "
-    "whose timestamp is at or after it. Kafka's -1 and -2 mean latest and earliest.",
+    help="latest (log end), earliest (log start), max-timestamp (the record with the largest timestamp), "
+    "or a time (epoch ms, ISO-8601, -1h): the first offset whose timestamp is at or after it. "
+    "Kafka's -1, -2 and -3 mean latest, earliest and max-timestamp.",
 )
 @click.pass_obj
 @run
@@ -899,10 +904,16 @@ def offsets(obj: Ctx, topic: str, partitions: str | None, when: str) -> None:
     """
     from logstore import TopicPartition
 
-    spec = {"-1": "latest", "-2": "earliest"}.get(when.strip(), when.strip())
+    spec = {"-1": "latest", "-2": "earliest", "-3": "max-timestamp"}.get(when.strip(), when.strip())
+    if re.fullmatch(r"-[0-9]+", spec):
+        raise click.BadParameter(
+            f"'{spec}': Kafka's negative codes here are -1 latest, -2 earliest, -3 max-timestamp; "
+            "for a time before now write it as -1h, -30m or -7d",
+            param_hint="--time",
+        )
     with obj.store(create=False) as store:
         parts = parse_partitions(partitions, store.partition_count(topic), topic)
-        ts = None if spec in ("latest", "earliest") else parse_when(spec.lstrip("@"))
+        ts = None if spec in ("latest", "earliest", "max-timestamp") else parse_when(spec.lstrip("@"))
         lines = []
         for p in parts:
             log = store.partition(topic, p)
@@ -911,6 +922,8 @@ def offsets(obj: Ctx, topic: str, partitions: str | None, when: str) -> None:
                 off: int | None = log.next_offset
             elif spec == "earliest":
                 off = log.log_start_offset
+            elif spec == "max-timestamp":
+                off = log.offset_of_max_timestamp()
             else:
                 assert ts is not None
                 found = log.offset_for_time(ts)

@@ -185,6 +185,7 @@ class Consumer:
         # While an iteration is suspended inside a chunk, it reads the chunk through this list
         # iterator, and _next_i is only brought up to date (by _sync) when something asks.
         self._live: Any = None
+        self._gen: Iterator[Record] | None = None
         if topics:
             self.subscribe(topics)
 
@@ -322,10 +323,12 @@ class Consumer:
 
     def beginning_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
         """The log start offset of each partition (assigned or not)."""
+        self._check_open()
         return {tp: self._store.partition(*tp).log_start_offset for tp in map(_tp, partitions)}
 
     def end_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
         """The log end offset (the offset the next record appended gets) of each partition."""
+        self._check_open()
         out = {}
         for tp in map(_tp, partitions):
             log = self._store.partition(*tp)
@@ -335,6 +338,7 @@ class Consumer:
 
     def get_watermark_offsets(self, partition: TopicPartition | tuple[str, int]) -> tuple[int, int]:
         """``(low, high)``: the log start and log end offsets of ``partition``."""
+        self._check_open()
         tp = _tp(partition)
         log = self._store.partition(*tp)
         log.refresh()
@@ -345,6 +349,7 @@ class Consumer:
     ) -> dict[TopicPartition, OffsetAndTimestamp | None]:
         """For each partition, the first record with timestamp >= the one given (ms, or a
         datetime): its offset and timestamp; None where every record is older."""
+        self._check_open()
         return {_tp(tp): self._store.partition(*_tp(tp)).offset_for_time(_to_ms(ts)) for tp, ts in timestamps.items()}
 
     # --- reading ------------------------------------------------------------------------------------
@@ -503,7 +508,7 @@ class Consumer:
             self._detach()
         records = self._records
         i = self._next_i
-        if records is not None and i < len(records):
+        if records is not None and i < len(records) and not self._closed:
             self._next_i = i + 1
             return records[i]
         self._check_open()
@@ -556,22 +561,27 @@ class Consumer:
         """Records as they come, waiting for new ones; ends after ``consumer_timeout_ms`` without
         a record, with ``stop_at_end`` once every partition is read to its end, or on close()."""
         self._check_open()
-        return self._iterate()
+        if self._gen is None:  # one iteration at a time, as kafka-python's iterator is the consumer
+            self._gen = self._iterate()
+        return self._gen
 
     def _iterate(self) -> Iterator[Record]:
         timeout = 0.0 if self.config["stop_at_end"] else self._iter_timeout
-        while self._next_chunk(timeout):
-            records = self._records if self._records is not None else self._materialize()
-            it = iter(records)
-            if self._next_i:
-                it.__setstate__(self._next_i)
-            self._live = it
-            try:
-                yield from it
-            finally:
-                if self._live is it:
-                    self._next_i = len(records) - it.__length_hint__()
-                    self._live = None
+        try:
+            while self._next_chunk(timeout):
+                records = self._records if self._records is not None else self._materialize()
+                it = iter(records)
+                if self._next_i:
+                    it.__setstate__(self._next_i)
+                self._live = it
+                try:
+                    yield from it
+                finally:
+                    if self._live is it:
+                        self._next_i = len(records) - it.__length_hint__()
+                        self._live = None
+        finally:
+            self._gen = None
 
     # --- lifecycle ----------------------------------------------------------------------------------
 
@@ -582,7 +592,8 @@ class Consumer:
     def wakeup(self) -> None:
         """Make a poll, consume or iteration that is waiting for data return now (None, an empty
         list, or the end of the iteration), or the next one that would wait. Safe from another
-        thread or a signal handler; the consumer stays usable."""
+        thread; the consumer stays usable. Not from a signal handler (it takes a lock the
+        interrupted code may hold): there, set a flag and poll with a short timeout."""
         self._woken = True
         self._wake.set()
 
@@ -592,7 +603,7 @@ class Consumer:
         self._closed = True
         self._detach()
         self._wake.set()
-        self._buf_tp = self._buf = self._records = None
+        # The chunk is left in place: a poll running in another thread finishes with it.
 
     @property
     def closed(self) -> bool:

@@ -258,3 +258,38 @@ def test_closed_pipe_ends_quietly(env):
     )
     assert r.stdout == b"x" * 100 + b"\n"
     assert b"Traceback" not in r.stderr and b"Error" not in r.stderr
+
+
+def test_offsets_max_timestamp_and_bad_negative_codes(env):
+    invoke, path = env
+    with LogStore(path) as s:
+        s.append("t", 0, [b"late", b"early"], timestamps=[T0 + 99_000, T0 + 1])
+    # partition 0: the record at offset 5 has the largest timestamp; partition 1: offset 2
+    assert invoke("offsets", "t", "--time", "max-timestamp").stdout == "t:0:5\nt:1:2\n"
+    assert invoke("offsets", "t", "--time", "-3").stdout == "t:0:5\nt:1:2\n"
+    r = invoke("offsets", "t", "--time", "-4")
+    assert r.exit_code == 2 and "-3 max-timestamp" in r.stderr
+
+
+@pytest.mark.parametrize("spec", ["--5", "+-5", "\u00b2", "5-"])
+def test_malformed_offsets_are_usage_errors(env, spec):
+    invoke, _ = env
+    r = invoke("consume", "t", "-e", "-o", spec)
+    assert r.exit_code == 2 and "is not an offset" in r.stderr
+
+
+def test_a_record_without_timestamp_survives_the_jsonl_copy(tmp_path):
+    path = tmp_path / "s"
+    with LogStore(path) as s:
+        s.create_topic("a", 1)
+        s.create_topic("b", 1)
+        s.append("a", 0, [b"x"], timestamps=[-1])
+    runner = CliRunner()
+    dump = runner.invoke(cli, ["--dir", str(path), "consume", "a", "-e", "-q", "-J"]).stdout
+    assert json.loads(dump)["timestamp"] == -1
+    r = runner.invoke(cli, ["--dir", str(path), "produce", "b", "--input", "jsonl"], input=dump)
+    assert r.exit_code == 0, r.stderr
+    with LogStore(path) as s:
+        assert s.read("b", 0, 0).values == [b"x"]
+    r = runner.invoke(cli, ["--dir", str(path), "consume", "a", "-e", "-q", "--property", "print.timestamp=true"])
+    assert r.stdout == "CreateTime:-1\tx\n"

@@ -1052,3 +1052,22 @@ def test_damaged_header_fields_outside_the_crc_raise(tmp_path, field, fmt, value
     assert e.value.path == log_path
     assert got == list(range(len(got)))  # in order, nothing repeated, nothing past the damage
     assert len(got) <= h.base_offset
+
+
+def test_poll_after_close_raises_even_with_records_buffered(t20):
+    c = Consumer(t20, "t")
+    assert c.poll(1.0).offset == 0  # the rest of the chunk is buffered
+    c.close()
+    with pytest.raises(LogClosedError):
+        c.poll(0)
+    with pytest.raises(LogClosedError):
+        c.end_offsets([TP0])
+
+
+def test_one_iteration_at_a_time(t20):
+    with Consumer(t20, "t", stop_at_end=True) as c:
+        first, second = iter(c), iter(c)
+        assert first is second  # as kafka-python's: a second iter() does not replay records
+        got = [next(first).offset, next(second).offset]
+        assert got == [0, 1]
+        assert [r.offset for r in c] == list(range(2, 20))

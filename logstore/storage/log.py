@@ -973,6 +973,31 @@ class PartitionLog:
                 position += h.size
         return None
 
+    def offset_of_max_timestamp(self) -> int | None:
+        """The offset of the first record with the largest timestamp (Kafka's ListOffsets
+        MAX_TIMESTAMP), or None for an empty log."""
+        self._check_open()
+        self.refresh()
+        best_ts, best = -1, None
+        for seg in list(self._segments):
+            if seg.size == 0:
+                continue
+            ts = self._largest_timestamp(seg)
+            if ts > best_ts and seg.offset_of_max_timestamp >= self.log_start_offset:
+                best_ts, best = ts, (seg, seg.offset_of_max_timestamp)
+        if best is None:
+            return None
+        seg, batch_last = best
+        found = seg.find_batch(batch_last)
+        if found is None:
+            return batch_last
+        position, h = found
+        cols = decode_batch(seg.pread(h.size, position), 0, header=h, path=seg.log_path, file_position=position)
+        for off, ts in zip(cols.offsets, cols.timestamps, strict=True):
+            if ts == best_ts and off >= self.log_start_offset:
+                return off
+        return batch_last
+
     def _largest_timestamp(self, seg: LogSegment) -> int:
         if seg.max_timestamp == -2:
             with seg._handle_lock:
