@@ -182,8 +182,8 @@ class Consumer:
         self._buf: RecordArrays | None = None
         self._records: list[Record] | None = None
         self._next_i = 0
-        # While an iteration is suspended inside a chunk, it reads the chunk through this list
-        # iterator, and _next_i is only brought up to date (by _sync) when something asks.
+        # poll() and a suspended iteration read the chunk through this list iterator (a C-level
+        # next per record); _next_i is only brought up to date (by _sync) when something asks.
         self._live: Any = None
         self._gen: Iterator[Record] | None = None
         if topics:
@@ -416,6 +416,7 @@ class Consumer:
             got = self._fetch_one(tp)
             if got is not None:
                 self._turn = (i + 1) % n
+                self._live = None  # it read the previous chunk, which is used up
                 self._buf_tp, self._buf, self._records, self._next_i = tp, got, None, 0
                 return True
         return False
@@ -479,6 +480,7 @@ class Consumer:
     def _next_chunk(self, timeout: float | None) -> bool:
         """Make sure a chunk with records is buffered, waiting up to ``timeout`` s (None: for ever).
         False on timeout or close."""
+        self._sync()
         if self._buffered():
             return True
         if not self._order:
@@ -504,21 +506,22 @@ class Consumer:
         under ``auto_offset_reset="none"``, CorruptRecordError (file, byte position) on a damaged
         batch: a damaged batch is never skipped.
         """
-        if self._live is not None:
-            self._detach()
-        records = self._records
-        i = self._next_i
-        if records is not None and i < len(records) and not self._closed:
-            self._next_i = i + 1
-            return records[i]
+        it = self._live
+        if it is not None:
+            for record in it:  # the common case: the next record of the current chunk
+                return record
         self._check_open()
         if not self._next_chunk(timeout):
             self._check_open()
             return None
         records = self._records if self._records is not None else self._materialize()
-        i = self._next_i
-        self._next_i = i + 1
-        return records[i]
+        it = iter(records)
+        if self._next_i:
+            it.__setstate__(self._next_i)
+        self._live = it
+        for record in it:
+            return record
+        return None  # not reached: _next_chunk left a record to read
 
     def consume(self, max_records: int | None = None, timeout: float = 1.0) -> list[Record]:
         """Up to ``max_records`` records (default ``max_poll_records``): whatever is available
