@@ -430,7 +430,7 @@ class Consumer:
         # A chunk's records are made in one go, with the cyclic GC paused: otherwise every 700 new
         # tuples start a collection, and the older generations' collections walk the whole heap
         # again and again (measured: ~40% of the time per record). Nothing here makes a cycle.
-        paused = gc.isenabled()
+        paused = n >= 1000 and gc.isenabled()
         if paused:
             gc.disable()
         try:

@@ -171,6 +171,8 @@ class RecordColumns:
 
 _EMPTY_I64 = np.zeros(0, np.int64)
 _EMPTY_I64.flags.writeable = False
+_EMPTY_BOOL = np.zeros(0, bool)
+_EMPTY_BOOL.flags.writeable = False
 
 
 class RecordArrays:
@@ -203,7 +205,7 @@ class RecordArrays:
         self.next_offset = next_offset
         self.offsets = self.timestamps = _EMPTY_I64
         self.key_starts = self.key_lengths = self.value_starts = self.value_lengths = _EMPTY_I64
-        self.log_append = np.zeros(0, bool)
+        self.log_append = _EMPTY_BOOL
         self._headers: list[tuple[tuple[str, bytes | None], ...]] | None = None  # None: no record has any
         self._lists: RecordColumns | None = None  # the same records as lists, when made from them
 
@@ -254,10 +256,11 @@ class RecordArrays:
                     ln.append(len(item))
                     pos += len(item)
         out = cls(b"".join([k for k in cols.keys if k] + [v for v in cols.values if v]))
-        table = np.array([cols.offsets, cols.timestamps, starts[0], lengths[0], starts[1], lengths[1]], np.int64)
-        table = table.reshape(6, n)
-        out.offsets, out.timestamps, out.key_starts, out.key_lengths, out.value_starts, out.value_lengths = table
-        out.log_append = np.array([t == LOG_APPEND_TIME for t in cols.timestamp_types], bool)
+        appended = [t == LOG_APPEND_TIME for t in cols.timestamp_types]
+        flat = [*cols.offsets, *cols.timestamps, *starts[0], *lengths[0], *starts[1], *lengths[1], *appended]
+        table = np.array(flat, np.int64).reshape(7, n)
+        out.offsets, out.timestamps, out.key_starts, out.key_lengths, out.value_starts, out.value_lengths = table[:6]
+        out.log_append = table[6] != 0
         if any(cols.headers):
             out._headers = list(cols.headers)
         out.next_offset = cols.offsets[-1] + 1 if n else -1
