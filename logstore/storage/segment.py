@@ -407,6 +407,7 @@ class LogSegment:
         self.max_timestamp, self.offset_of_max_timestamp = -1, self.base_offset
         self.first_batch_timestamp = None
         self.bytes_since_last_index_entry = 0
+        self.size = 0  # before next_offset: a reader in another thread sees an empty segment meanwhile
         self.next_offset = self.base_offset
         position = 0
         batches = 0
