@@ -384,11 +384,8 @@ class Consumer:
             self._just_moved.add(tp)
         first = 1 if tp in self._just_moved else None
         self._just_moved.discard(tp)
-        try:
-            got = log.fetch(pos, self._chunk_bytes, first)
-        except OffsetOutOfRangeError as e:
-            pos = self._positions[tp] = self._reset(tp, log, e)
-            got = log.fetch(pos, self._chunk_bytes, 1)
+        got = self._fetch_at(tp, log, pos, first)
+        pos = self._positions[tp]  # a reset may have moved it
         if not len(got):
             if got.next_offset > pos:
                 self._positions[tp] = pos = got.next_offset  # past control batches
@@ -399,12 +396,21 @@ class Consumer:
                     if self._on_eof is not None:
                         self._on_eof(tp, pos)
                 return None
-            got = log.fetch(pos, self._chunk_bytes)
+            got = self._fetch_at(tp, log, pos, None)
             if not len(got):
                 return None
         self._at_eof.discard(tp)
         self._positions[tp] = got.next_offset
         return got
+
+    def _fetch_at(self, tp: TopicPartition, log: PartitionLog, pos: int, first: int | None) -> RecordArrays:
+        """``log.fetch`` from ``pos``; a position outside the log (the log was cut back or its
+        start moved meanwhile) goes where ``auto_offset_reset`` says, or raises under "none"."""
+        try:
+            return log.fetch(pos, self._chunk_bytes, first)
+        except OffsetOutOfRangeError as e:
+            pos = self._positions[tp] = self._reset(tp, log, e)
+            return log.fetch(pos, self._chunk_bytes, 1)
 
     def _fill(self) -> bool:
         """Load the next chunk, taking partitions in turn. False when every one is at its end."""

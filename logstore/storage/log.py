@@ -159,6 +159,7 @@ class PartitionLog:
         self._last_flush = self._now_ms()
         self._clean_marker_removed = False
         self._failed: StorageError | None = None
+        self._mutations = 0  # odd while truncate_to changes segments in place (readers retry then)
         self.load_report = LoadReport()
         os.makedirs(directory, exist_ok=True)
         self._flock = FileLock(os.path.join(directory, LOCK_FILE), lock_timeout, f"{topic}-{partition}")
@@ -828,11 +829,27 @@ class PartitionLog:
         """
         self._check_open()
         self._fresh()
+        return self._read_retrying(self._read_records, offset, max_records, max_bytes)
+
+    def _read_retrying(self, read: Callable[..., Any], *args: Any) -> Any:
+        """Run a read once more when the segments changed under it: a segment another process
+        removed (StaleSegmentError), or a truncation in this process seen half-done (it shows as
+        damage). Damage that is really there raises again."""
+        before = self._mutations
         try:
-            return self._read_records(offset, max_records, max_bytes)
+            return read(*args)
         except StaleSegmentError:
-            self.refresh()  # a segment went away under us: read the new layout once more
-            return self._read_records(offset, max_records, max_bytes)
+            self.refresh()
+        except CorruptRecordError:
+            if self._mutations == before and not before & 1:
+                raise
+            with self._lock:  # wait until the truncation in progress is done
+                pass
+        try:
+            return read(*args)
+        except StaleSegmentError:
+            self.refresh()
+            return read(*args)
 
     def _read_records(self, offset: int, max_records: int | None, max_bytes: int) -> RecordColumns:
         """Decode the records from ``offset`` on: at most ``max_records``, from about ``max_bytes`` of
@@ -903,11 +920,7 @@ class PartitionLog:
         """
         self._check_open()
         self._fresh()
-        try:
-            return self._fetch(offset, max_bytes, max_records)
-        except StaleSegmentError:
-            self.refresh()
-            return self._fetch(offset, max_bytes, max_records)
+        return self._read_retrying(self._fetch, offset, max_bytes, max_records)
 
     def _fetch(self, offset: int, max_bytes: int, max_records: int | None) -> RecordArrays:
         self.check_offset(offset)
@@ -1021,24 +1034,32 @@ class PartitionLog:
                         self.topic, self.partition, offset, self.log_start_offset, self.next_offset
                     )
                 self._bump_layout()
-                i = self._segment_for(offset)
-                # Newest first, and durable before the cut below: a crash part-way leaves a prefix of
-                # the log, never a hole with truncated data after it.
-                for doomed in reversed(self._segments[i + 1 :]):
-                    doomed.release()
-                    remove_quietly([doomed.log_path])
-                    fsync_dir(self.directory)
-                    remove_quietly([doomed.index_path, doomed.timeindex_path])
-                del self._segments[i + 1 :]
-                del self._bases[i + 1 :]
-                fsync_dir(self.directory)
-                seg = self._segments[i]
-                seg.activate()
-                seg.truncate_to(offset)
-                self._bump_layout()
-                self.recovery_point = min(self.recovery_point, seg.next_offset)
-                if self._on_checkpoint:
-                    self._on_checkpoint(self)
+                self._mutations += 1  # odd: readers in this process that see damage look again
+                try:
+                    self._truncate_locked(offset)
+                finally:
+                    self._mutations += 1
+
+    def _truncate_locked(self, offset: int) -> None:
+        """truncate_to's work, with the thread lock and the flock held."""
+        i = self._segment_for(offset)
+        # Newest first, and durable before the cut below: a crash part-way leaves a prefix of
+        # the log, never a hole with truncated data after it.
+        for doomed in reversed(self._segments[i + 1 :]):
+            doomed.release()
+            remove_quietly([doomed.log_path])
+            fsync_dir(self.directory)
+            remove_quietly([doomed.index_path, doomed.timeindex_path])
+        del self._segments[i + 1 :]
+        del self._bases[i + 1 :]
+        fsync_dir(self.directory)
+        seg = self._segments[i]
+        seg.activate()
+        seg.truncate_to(offset)
+        self._bump_layout()
+        self.recovery_point = min(self.recovery_point, seg.next_offset)
+        if self._on_checkpoint:
+            self._on_checkpoint(self)
 
     # --- verification -----------------------------------------------------------------------------
 
