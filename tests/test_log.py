@@ -425,3 +425,33 @@ def test_an_append_with_more_batches_than_free_index_entries_rolls_first(open_lo
     assert log.verify() == []
     for off in (0, 599, 600, 1799, 1800, 2499):
         assert log.read_records(off, max_records=1).offsets == [off]
+
+
+def test_a_read_that_met_a_truncation_in_this_process_reads_again(open_log, monkeypatch):
+    from logstore import CorruptRecordError as Damage
+
+    log = open_log()
+    fill(log, 3)
+    real = log._read_records
+    calls = []
+
+    def half_done(*args):
+        calls.append(args)
+        if len(calls) == 1:
+            log._mutations += 2  # a truncate_to ran while this read looked at the segment
+            raise Damage("header seen mid-rebuild", "x.log", 0)
+        return real(*args)
+
+    monkeypatch.setattr(log, "_read_records", half_done)
+    assert log.read_records(0).offsets == list(range(30)) and len(calls) == 2
+
+    calls.clear()
+
+    def really_damaged(*args):
+        calls.append(args)
+        raise Damage("bad header", "x.log", 0)
+
+    monkeypatch.setattr(log, "_read_records", really_damaged)
+    with pytest.raises(Damage):
+        log.read_records(0)
+    assert len(calls) == 1  # no truncation meanwhile: damage is reported, not retried
