@@ -975,6 +975,33 @@ def _step_arrays() -> tuple[np.ndarray, np.ndarray]:
     return _STEP_ARRAYS
 
 
+def _equal_run(data: bytes, p: int, step: int, most: int) -> int:
+    """How many records from ``p`` on (at least 1, at most ``most``) start with the same length
+    varint bytes as the one at ``p`` (one byte, or two when the first has its high bit set), spaced
+    ``step`` apart: a binary search over strided slice comparisons."""
+    two = data[p] >= 0x80
+    head = data[p : p + 2] if two else data[p : p + 1]
+
+    def same(k: int) -> bool:
+        end = p + (k - 1) * step + 1
+        if end + (1 if two else 0) > len(data):
+            return False
+        if data[p:end:step] != head[:1] * k:
+            return False
+        return not two or data[p + 1 : end + 1 : step] == head[1:2] * k
+
+    if same(most):
+        return most
+    lo, hi = 1, most  # same(lo) holds, same(hi) does not
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if same(mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
 def _parse_few(data: bytes, header: BatchHeader, start_offset: int | None, max_records: int) -> RecordColumns | None:
     """Decode up to ``max_records`` records from ``start_offset`` with scalar code: walk the length
     varints to the first wanted record, then decode only the wanted ones. Returns None when the
@@ -991,17 +1018,29 @@ def _parse_few(data: bytes, header: BatchHeader, start_offset: int | None, max_r
     steps = _step_table()
     limit = size - 1
     try:
-        for i in range(first):
+        i = 0
+        while i < first:
             # One table lookup per record: the two bytes at p give the whole step to the next one;
             # longer or invalid length varints take the general decoder.
             step = steps[data[p] | (data[p + 1] << 8)] if p < limit else 0
-            if step:
-                p += step
+            if not step:
+                length, q = decode_varint(data, p)
+                if length < _MIN_RECORD_BODY:
+                    raise ValueError(f"record {i} declares a body of {length} bytes")
+                p = q + length
+                i += 1
                 continue
-            length, q = decode_varint(data, p)
-            if length < _MIN_RECORD_BODY:
-                raise ValueError(f"record {i} declares a body of {length} bytes")
-            p = q + length
+            left = first - i
+            if left >= 8:
+                # Records of equal length run together (fixed-size payloads): the records whose
+                # length varint bytes equal this one's all have this step (by induction), and
+                # strided slices compare them in C. Jump the longest such run, up to ``first``.
+                run = _equal_run(data, p, step, left)
+                p += run * step
+                i += run
+                continue
+            p += step
+            i += 1
     except IndexError:
         raise ValueError(f"{count} records declared but the data ends before record {first}") from None
     log_append = bool(header.attributes & TIMESTAMP_TYPE_MASK)
