@@ -43,6 +43,7 @@ class _Index:
         self.active = active
         self._map: np.memmap | None = None
         self._keys: np.ndarray | None = None
+        self._bytes: np.ndarray | None = None
         self._fd = os.open(path, (os.O_RDWR if active else os.O_RDONLY) | (os.O_CREAT if create else 0), 0o644)
         size = os.fstat(self._fd).st_size
         if size % self.entry_size and not active:
@@ -91,6 +92,7 @@ class _Index:
             fobj = open(self._fd, "r+b" if self.active else "rb", buffering=0, closefd=False)  # noqa: SIM115
             m = np.memmap(fobj, dtype=np.uint8, mode="r+" if self.active else "r", shape=(length,))
             self._map = m
+            self._bytes = m.view(np.ndarray)  # plain view: slicing a memmap costs a finalize each time
             self._keys = np.ndarray(
                 shape=(length // self.entry_size,),
                 dtype=f"S{self.key_size}",
@@ -110,9 +112,9 @@ class _Index:
         return int(np.searchsorted(self._keys[:n], key, side="right")) - 1
 
     def _raw(self, slot: int) -> bytes:
-        m = self._ensure_map()
+        self._ensure_map()
         es = self.entry_size
-        return m[slot * es : (slot + 1) * es].tobytes()
+        return self._bytes[slot * es : (slot + 1) * es].tobytes()
 
     def _write(self, raw: bytes, use_reserved: bool = False) -> None:
         if not self.active:
@@ -156,7 +158,7 @@ class _Index:
         os.replace(tmp, self.path)
         os.close(self._fd)
         self._fd = fd
-        self._map = self._keys = None
+        self._map = self._keys = self._bytes = None
         self.entries = keep
 
     def flush(self) -> None:
@@ -169,7 +171,7 @@ class _Index:
         if self.active:
             if self._map is not None:
                 self._map.flush()
-            self._map = self._keys = None
+            self._map = self._keys = self._bytes = None
             os.ftruncate(self._fd, self.entries * self.entry_size)
             os.fsync(self._fd)
             os.close(self._fd)
@@ -184,15 +186,15 @@ class _Index:
             self._fd = -1
             self._fd = os.open(self.path, os.O_RDWR)
             os.ftruncate(self._fd, max(self.max_entries * self.entry_size, self.entries * self.entry_size))
-            self._map = self._keys = None
+            self._map = self._keys = self._bytes = None
             self.active = True
 
     def release(self) -> None:
         """Drop the map (it is re-created on the next lookup); frees address space for idle segments."""
-        self._map = self._keys = None
+        self._map = self._keys = self._bytes = None
 
     def close(self) -> None:
-        self._map = self._keys = None
+        self._map = self._keys = self._bytes = None
         if self._fd >= 0:
             fd, self._fd = self._fd, -1
             os.close(fd)
