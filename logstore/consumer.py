@@ -454,8 +454,8 @@ class Consumer:
                 zip(
                     repeat(tp.topic, n),
                     repeat(tp.partition, n),
-                    buf.offsets.tolist(),
-                    buf.timestamps.tolist(),
+                    buf.offsets_list(),
+                    buf.timestamps_list(),
                     buf.timestamp_types(),
                     buf.keys(),
                     buf.values(),

@@ -1079,6 +1079,7 @@ def test_record_arrays_from_columns_round_trips_and_slices():
         assert getattr(a.to_columns(), name) == getattr(src, name), name
     # The numpy side agrees with the lists (poll_columns users read only that side).
     plain = RecordArrays.from_columns(src)
+    assert plain.offsets.tolist() == [40, 41, 42, 43]  # made on first use
     plain._lists = None
     assert plain.keys() == src.keys and plain.values() == src.values and plain.headers() == src.headers
     tail = a[2:]

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import crc32c as _crc32c
 import numpy as np
@@ -175,6 +175,11 @@ _EMPTY_BOOL = np.zeros(0, bool)
 _EMPTY_BOOL.flags.writeable = False
 
 
+_ARRAY_SLOTS = frozenset(
+    ("data", "offsets", "timestamps", "log_append", "key_starts", "key_lengths", "value_starts", "value_lengths")
+)
+
+
 class RecordArrays:
     """Decoded records of one or more batches as numpy columns over one shared buffer: the bulk
     read form, with no object per record until one is asked for.
@@ -210,7 +215,7 @@ class RecordArrays:
         self._lists: RecordColumns | None = None  # the same records as lists, when made from them
 
     def __len__(self) -> int:
-        return len(self.offsets)
+        return len(self._lists) if self._lists is not None else len(self.offsets)
 
     def __getitem__(self, sel: slice) -> RecordArrays:
         """The records in ``sel`` (a slice), sharing this object's buffer."""
@@ -240,8 +245,24 @@ class RecordArrays:
 
     @classmethod
     def from_columns(cls, cols: RecordColumns) -> RecordArrays:
-        """The records of ``cols`` as arrays (keys and values copied into one buffer); meant for a
-        few records, as from a lookup. ``next_offset`` is one past the last record."""
+        """The records of ``cols`` as arrays; meant for a few records, as from a lookup. The numpy
+        columns (and the shared buffer) are made on first use: a consumer that only hands the
+        records out never pays for them. ``next_offset`` is one past the last record."""
+        out = cls.__new__(cls)
+        out._lists = cols
+        out._headers = list(cols.headers) if any(cols.headers) else None
+        out.next_offset = cols.offsets[-1] + 1 if len(cols) else -1
+        return out
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for a slot never set: the columns of a from_columns() result.
+        lists = object.__getattribute__(self, "_lists")
+        if lists is None or name not in _ARRAY_SLOTS:
+            raise AttributeError(name)
+        self._arrays_from(lists)
+        return object.__getattribute__(self, name)
+
+    def _arrays_from(self, cols: RecordColumns) -> None:
         n = len(cols)
         starts: list[list[int]] = [[], []]
         lengths: list[list[int]] = [[], []]
@@ -255,17 +276,21 @@ class RecordArrays:
                 else:
                     ln.append(len(item))
                     pos += len(item)
-        out = cls(b"".join([k for k in cols.keys if k] + [v for v in cols.values if v]))
+        self.data = b"".join([k for k in cols.keys if k] + [v for v in cols.values if v])
         appended = [t == LOG_APPEND_TIME for t in cols.timestamp_types]
         flat = [*cols.offsets, *cols.timestamps, *starts[0], *lengths[0], *starts[1], *lengths[1], *appended]
         table = np.array(flat, np.int64).reshape(7, n)
-        out.offsets, out.timestamps, out.key_starts, out.key_lengths, out.value_starts, out.value_lengths = table[:6]
-        out.log_append = table[6] != 0
-        if any(cols.headers):
-            out._headers = list(cols.headers)
-        out.next_offset = cols.offsets[-1] + 1 if n else -1
-        out._lists = cols
-        return out
+        self.offsets, self.timestamps, self.key_starts, self.key_lengths = table[:4]
+        self.value_starts, self.value_lengths = table[4:6]
+        self.log_append = table[6] != 0
+
+    def offsets_list(self) -> list[int]:
+        """Every offset, as a list."""
+        return list(self._lists.offsets) if self._lists is not None else self.offsets.tolist()
+
+    def timestamps_list(self) -> list[int]:
+        """Every timestamp (ms), as a list."""
+        return list(self._lists.timestamps) if self._lists is not None else self.timestamps.tolist()
 
     def key(self, i: int) -> bytes | None:
         """Record ``i``'s key (None when null)."""
