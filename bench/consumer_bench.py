@@ -114,37 +114,8 @@ class Result:
         return "info" if self.ok is None else ("PASS" if self.ok else "FAIL")
 
 
-def fmt_value(value: float | None, unit: str) -> str:
-    if value is None:
-        return "-"
-    if unit == "rec/s":
-        return f"{value:,.0f}"
-    if unit == "x":
-        return f"{value:.2f}"
-    return f"{value:,.1f}"
-
-
-def table(results: list[Result]) -> str:
-    rows = [("id", "what", "value", "unit", "target", "result")]
-    for r in results:
-        rows.append((r.id, r.what, fmt_value(r.value, r.unit), r.unit, r.target, r.verdict))
-    widths = [max(len(row[i]) for row in rows) for i in range(6)]
-    lines = []
-    for i, row in enumerate(rows):
-        cells = [
-            row[0].ljust(widths[0]),
-            row[1].ljust(widths[1]),
-            row[2].rjust(widths[2]),
-            row[3].ljust(widths[3]),
-            row[4].ljust(widths[4]),
-            row[5],
-        ]
-        lines.append("  ".join(cells).rstrip())
-        if i == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
+fmt_value = sb.fmt_value
+table = sb.table
 progress = sb.progress
 percentile = sb.percentile
 

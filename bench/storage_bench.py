@@ -126,7 +126,9 @@ class Result:
         return "info" if self.ok is None else ("PASS" if self.ok else "FAIL")
 
 
-def fmt_value(value: float, unit: str) -> str:
+def fmt_value(value: float | None, unit: str) -> str:
+    if value is None:
+        return "-"
     if unit == "rec/s":
         return f"{value:,.0f}"
     if unit == "x":

@@ -577,6 +577,13 @@ def _text(b: bytes | None) -> tuple[str | None, bool]:
         return base64.b64encode(b).decode("ascii"), True
 
 
+def _rows(a: Any) -> Any:
+    """``(offset, timestamp, timestamp_type, key, value, headers)`` per record of a chunk."""
+    return zip(
+        a.offsets_list(), a.timestamps_list(), a.timestamp_types(), a.keys(), a.values(), a.headers(), strict=True
+    )
+
+
 PRINT_FLAGS = ("print.key", "print.value", "print.timestamp", "print.partition", "print.offset", "print.headers")
 
 
@@ -612,15 +619,7 @@ class Formatter:
 
     def _jsonl(self, topic: str, partition: int, a: Any) -> bytes:
         lines = []
-        for off, ts, tt, k, v, hs in zip(
-            a.offsets.tolist(),
-            a.timestamps.tolist(),
-            a.timestamp_types(),
-            a.keys(),
-            a.values(),
-            a.headers(),
-            strict=True,
-        ):
+        for off, ts, tt, k, v, hs in _rows(a):
             doc: dict[str, Any] = {"topic": topic, "partition": partition, "offset": off, "timestamp": ts}
             doc["timestamp_type"] = tt
             doc["key"], kb = _text(k)
@@ -649,9 +648,7 @@ class Formatter:
         out = []
         tb, pb = topic.encode(), str(partition).encode()
         lit = {piece: piece.encode() for piece in self.fmt if not piece.startswith("%") or len(piece) != 2}
-        for off, ts, k, v, hs in zip(
-            a.offsets.tolist(), a.timestamps.tolist(), a.keys(), a.values(), a.headers(), strict=True
-        ):
+        for off, ts, _, k, v, hs in _rows(a):
             for piece in self.fmt:
                 if piece in lit:
                     out.append(lit[piece])
@@ -683,15 +680,7 @@ class Formatter:
         f = self.flags
         out = []
         null = self.null
-        for off, ts, tt, k, v, hs in zip(
-            a.offsets.tolist(),
-            a.timestamps.tolist(),
-            a.timestamp_types(),
-            a.keys(),
-            a.values(),
-            a.headers(),
-            strict=True,
-        ):
+        for off, ts, tt, k, v, hs in _rows(a):
             fields = []
             if f["print.timestamp"]:
                 kind = "LogAppendTime" if tt == "log_append" else "CreateTime"

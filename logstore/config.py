@@ -252,3 +252,28 @@ FSYNC_PRESETS: dict[str, dict[str, int]] = {
     # leave it to the OS: survives a process crash; a power loss loses what the kernel had not written.
     "never": {"flush.messages": LONG_MAX, "flush.ms": LONG_MAX},
 }
+
+
+def client_settings(
+    what: str,
+    defaults: Mapping[str, Any],
+    config: Mapping[str, Any] | None,
+    kwargs: Mapping[str, Any],
+    aliases: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """A client's settings: ``defaults`` overlaid with ``config`` (Kafka's dotted names, or the
+    underscore spelling) and then ``kwargs`` (kafka-python's spelling); ``aliases`` maps further
+    accepted names to settings. Raises InvalidConfigError naming the unknown key, with a
+    suggestion. ``what`` names the client ("producer")."""
+    dotted = {k.replace("_", "."): k for k in defaults} | dict(aliases or {})
+    out = dict(defaults)
+    for source in (config or {}, kwargs):
+        for key, value in source.items():
+            name = dotted.get(key, key)
+            if name not in defaults:
+                raise InvalidConfigError(
+                    f"unknown {what} setting '{key}'.",
+                    did_you_mean(key, list(defaults) + list(dotted)) or f"Known: {', '.join(defaults)}.",
+                )
+            out[name] = value
+    return out

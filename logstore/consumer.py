@@ -37,6 +37,7 @@ from functools import partial
 from itertools import repeat
 from typing import Any, NamedTuple
 
+from .config import client_settings
 from .errors import (
     InvalidConfigError,
     LogClosedError,
@@ -44,7 +45,6 @@ from .errors import (
     NoOffsetForPartitionError,
     NotAssignedError,
     OffsetOutOfRangeError,
-    did_you_mean,
 )
 from .records import RecordArrays
 from .storage.log import PartitionLog
@@ -65,7 +65,6 @@ _DEFAULTS: dict[str, Any] = {
     "max_poll_records": 500,
     "on_partition_eof": None,
 }
-_DOTTED = {k.replace("_", "."): k for k in _DEFAULTS}
 _RESETS = ("earliest", "latest", "none")
 _FIRST_WAIT = 0.001  # seconds: the first back-off step while waiting for data
 
@@ -73,16 +72,7 @@ _new_record = partial(tuple.__new__, Record)
 
 
 def _config(config: Mapping[str, Any] | None, kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(_DEFAULTS)
-    for source in (config or {}, kwargs):
-        for key, value in source.items():
-            name = _DOTTED.get(key, key)
-            if name not in _DEFAULTS:
-                raise InvalidConfigError(
-                    f"unknown consumer setting '{key}'.",
-                    did_you_mean(key, list(_DEFAULTS) + list(_DOTTED)) or f"Known: {', '.join(_DEFAULTS)}.",
-                )
-            out[name] = value
+    out = client_settings("consumer", _DEFAULTS, config, kwargs)
     if out["group_id"] is not None:
         raise InvalidConfigError(
             f"group_id={out['group_id']!r}: consumer groups are not available in this version of logstore.",

@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .config import client_settings
 from .errors import (
     InvalidConfigError,
     LogClosedError,
@@ -31,7 +32,6 @@ from .errors import (
     RecordTooLargeError,
     UnknownPartitionError,
     UnknownTopicError,
-    did_you_mean,
 )
 from .partitioner import crc32_partition, murmur2_partition, murmur2_partitions
 from .records.batch import _timestamps as batch_timestamps
@@ -62,22 +62,11 @@ _DEFAULTS: dict[str, Any] = {
     "max_block_ms": 60000,
     "buffer_memory": 33554432,
 }
-_DOTTED = {k.replace("_", "."): k for k in _DEFAULTS}
-_DOTTED["auto.create.topics.enable"] = "auto_create_topics"
 _PARTITIONERS = ("murmur2_random", "murmur2", "consistent_random", "consistent", "crc32")
 
 
 def _config(config: Mapping[str, Any] | None, kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(_DEFAULTS)
-    for source in (config or {}, kwargs):
-        for key, value in source.items():
-            name = _DOTTED.get(key, key)
-            if name not in _DEFAULTS:
-                raise InvalidConfigError(
-                    f"unknown producer setting '{key}'.",
-                    did_you_mean(key, list(_DEFAULTS) + list(_DOTTED)) or f"Known: {', '.join(_DEFAULTS)}.",
-                )
-            out[name] = value
+    out = client_settings("producer", _DEFAULTS, config, kwargs, {"auto.create.topics.enable": "auto_create_topics"})
     for name in ("linger_ms", "batch_size", "max_request_size", "max_block_ms", "buffer_memory"):
         v = out[name]
         if isinstance(v, bool) or not isinstance(v, int) or v < 0:

@@ -864,21 +864,9 @@ class PartitionLog:
         i = self._segment_for(offset)
         budget = max_bytes
         if max_records is not None and max_records <= 32 and i < len(segments):
-            # A lookup: one read at the index position usually holds the whole batch.
-            seg = segments[i]
-            located = seg.locate(offset)
-            if located is not None:
-                position, h, buf, start = located
-                if h.last_offset - offset + 1 >= max_records:
-                    return decode_batch(
-                        buf,
-                        start,
-                        header=h,
-                        path=seg.log_path,
-                        file_position=position,
-                        start_offset=offset,
-                        max_records=max_records,
-                    )
+            few = self._lookup(segments[i], offset, max_records)
+            if few is not None:
+                return few
         while i < len(segments) and budget > 0 and (max_records is None or len(out) < max_records):
             seg = segments[i]
             found = seg.find_batch(offset)
@@ -922,27 +910,33 @@ class PartitionLog:
         self._fresh()
         return self._read_retrying(self._fetch, offset, max_bytes, max_records)
 
+    def _lookup(self, seg: LogSegment, offset: int, max_records: int) -> RecordColumns | None:
+        """A few records from ``offset``, when the batch holding it (found with one read at the
+        index position, usually) has them all: decoded with scalar code. None otherwise."""
+        located = seg.locate(offset)
+        if located is None:
+            return None
+        position, h, buf, start = located
+        if h.is_control or h.last_offset - offset + 1 < max_records:
+            return None
+        return decode_batch(
+            buf,
+            start,
+            header=h,
+            path=seg.log_path,
+            file_position=position,
+            start_offset=offset,
+            max_records=max_records,
+        )
+
     def _fetch(self, offset: int, max_bytes: int, max_records: int | None) -> RecordArrays:
         self.check_offset(offset)
         segments = self._segments
         i = self._segment_for(offset)
         if max_records is not None and max_records <= 32 and i < len(segments) and offset < self.next_offset:
-            seg = segments[i]
-            located = seg.locate(offset)
-            if located is not None:
-                position, h, buf, start = located
-                if not h.is_control and h.last_offset - offset + 1 >= max_records:
-                    cols = decode_batch(
-                        buf,
-                        start,
-                        header=h,
-                        path=seg.log_path,
-                        file_position=position,
-                        start_offset=offset,
-                        max_records=max_records,
-                    )
-                    if len(cols):
-                        return RecordArrays.from_columns(cols)
+            few = self._lookup(segments[i], offset, max_records)
+            if few:
+                return RecordArrays.from_columns(few)
         while i < len(segments) and offset < self.next_offset:
             seg = segments[i]
             found = seg.find_batch(offset)
