@@ -724,6 +724,14 @@ class Formatter:
 @click.option(
     "--property", "props", multiple=True, metavar="KEY=VALUE", help="Kafka console-consumer formatter setting."
 )
+@click.option(
+    "--group",
+    "-g",
+    "group_id",
+    metavar="GROUP",
+    help="Read as a member of consumer group GROUP: its share of the partitions, from the committed offsets "
+    "(else from -o beginning|end), committing as it goes and on exit.",
+)
 @click.option("-q", "--quiet", count=True, help="No notes on stderr.")
 @click.pass_obj
 @run
@@ -740,6 +748,7 @@ def consume(
     json_out: bool,
     output: str,
     props: tuple[str, ...],
+    group_id: str | None,
     quiet: int,
 ) -> None:
     """Print TOPIC's records to stdout, one value per line by default, from the beginning unless
@@ -757,6 +766,7 @@ def consume(
       logstore consume orders -o -10 -e -f '%p:%o %k=%s\\n'
       logstore consume orders -o @2024-06-10T08:00:00Z -J
       logstore consume orders --property print.key=true --property print.offset=true
+      logstore consume orders -g billing        (run several: they share the partitions)
     """
     from logstore import Consumer, TopicPartition
 
@@ -788,20 +798,34 @@ def consume(
         if notes:
             click.echo(f"% Reached end of topic {tp.topic} [{tp.partition}] at offset {offset}", err=True)
 
+    if group_id is not None:
+        if partitions is not None:
+            raise click.UsageError("-p cannot go with -g: the group assigns the partitions.")
+        if spec not in ("beginning", "end"):
+            raise click.UsageError(
+                "with -g, -o may only be beginning or end (where partitions without a committed offset start); "
+                "move a group's offsets with 'logstore group reset-offsets'."
+            )
     with obj.store(create=False) as store:
         parts = parse_partitions(partitions, store.partition_count(topic), topic)
         tps = [TopicPartition(topic, p) for p in parts]
         explicit = re.fullmatch(r"[+-]?[0-9]+", spec) is not None
         consumer = Consumer(
             store,
-            auto_offset_reset="none" if explicit else "earliest",
+            auto_offset_reset="none" if explicit else ("latest" if group_id and spec == "end" else "earliest"),
             stop_at_end=exit_at_end,
             consumer_timeout_ms=timeout_ms,
             on_partition_eof=on_eof,
+            group_id=group_id,
         )
         with consumer:
-            consumer.assign(tps)
-            if spec == "beginning":
+            if group_id is not None:
+                consumer.subscribe([topic])
+            else:
+                consumer.assign(tps)
+            if group_id is not None:
+                pass  # positions come from the group's committed offsets
+            elif spec == "beginning":
                 consumer.seek_to_beginning()
             elif spec == "end":
                 consumer.seek_to_end()
@@ -834,26 +858,35 @@ def consume(
             ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN  # nohup, a background job
             previous = signal.getsignal(signal.SIGINT) if ignored else signal.signal(signal.SIGINT, on_sigint)
             deadline = None if timeout_ms is None else time.monotonic() + timeout_ms / 1000
+            chunk = None
             try:
                 while not interrupted and (max_messages is None or total < max_messages):
                     wait = 0.0 if exit_at_end else 0.2
                     if deadline is not None:
                         wait = max(0.0, min(wait, deadline - time.monotonic()))
+                    if exit_at_end and group_id is not None and consumer.generation < 0:
+                        wait = 0.05  # not yet given partitions by the group: its end is not known
                     chunk = consumer.poll_columns(wait)
                     if chunk is None:
-                        if exit_at_end or (deadline is not None and time.monotonic() >= deadline):
+                        at_end = exit_at_end and (group_id is None or consumer.generation >= 0)
+                        if at_end or (deadline is not None and time.monotonic() >= deadline):
                             break
                         continue
                     records = chunk.records
                     if max_messages is not None and total + len(records) > max_messages:
                         records = records[: max_messages - total]
+                        if group_id is not None:  # commit only what was printed
+                            consumer.seek((chunk.topic, chunk.partition), int(records.offsets[-1]) + 1)
                     out.write(formatter.render(chunk.topic, chunk.partition, records))
                     total += len(records)
                     if deadline is not None:
                         deadline = time.monotonic() + timeout_ms / 1000  # type: ignore[operator]
                 out.flush()
             except BrokenPipeError:
-                # The reader went away (| head): stop quietly, as cat does.
+                # The reader went away (| head): stop quietly, as cat does. A group member does
+                # not commit the chunk that may not have reached it.
+                if group_id is not None and chunk is not None and len(records):
+                    consumer.seek((chunk.topic, chunk.partition), int(records.offsets[0]))
                 devnull = os.open(os.devnull, os.O_WRONLY)
                 os.dup2(devnull, sys.stdout.fileno())
             finally:
@@ -921,6 +954,276 @@ def offsets(obj: Ctx, topic: str, partitions: str | None, when: str) -> None:
                 lines.append(f"{TopicPartition(topic, p).topic}:{p}:{off}")
         if lines:
             click.echo("\n".join(lines))
+
+
+# --- consumer groups ------------------------------------------------------------------------------
+
+
+@cli.group()
+def group() -> None:
+    """List, describe, reset and delete consumer groups (kafka-consumer-groups.sh)."""
+
+
+def _table(rows: list[list[Any]], header: list[str]) -> str:
+    """Columns padded as Kafka's tools print them; None shows as '-'."""
+    cells = [header] + [["-" if v is None else str(v) for v in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    return "\n".join(" ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells)
+
+
+def _fmt(obj: Ctx, output: str | None) -> str:
+    return output or ("json" if obj.output == "json" else "text")
+
+
+OUTPUT_OPTION = click.option(
+    "--output", "output", type=click.Choice(["text", "json"]), default=None, help="Output format (default: text)."
+)
+
+
+@group.command("list")
+@click.option("--state", "with_state", is_flag=True, help="Show each group's state too.")
+@OUTPUT_OPTION
+@click.pass_obj
+@run
+def group_list(obj: Ctx, with_state: bool, output: str | None) -> None:
+    """List consumer groups, one per line."""
+    from logstore.groups.admin import describe_group, list_groups
+
+    with obj.store(create=False) as store:
+        names = list_groups(store)
+        states = {g: describe_group(store, g).state for g in names} if with_state or _fmt(obj, output) == "json" else {}
+    if _fmt(obj, output) == "json":
+        click.echo(json.dumps([{"group": g, "state": states[g]} for g in names]))
+    elif with_state:
+        if names:
+            click.echo(_table([[g, states[g]] for g in names], ["GROUP", "STATE"]))
+    else:
+        for g in names:
+            click.echo(g)
+
+
+@group.command("describe")
+@click.argument("groups", nargs=-1, required=True)
+@click.option("--members", "view", flag_value="members", help="Members and their partition counts.")
+@click.option("--state", "view", flag_value="state", help="Assignor, state, generation and member count.")
+@click.option("--offsets", "view", flag_value="offsets", default=True, help="Per-partition offsets and lag (default).")
+@click.option("--verbose", "verbose", is_flag=True, help="With --members: list each member's partitions.")
+@OUTPUT_OPTION
+@click.pass_obj
+@run
+def group_describe(obj: Ctx, groups: tuple[str, ...], view: str, verbose: bool, output: str | None) -> None:
+    """Describe consumer GROUPS: per partition the committed offset (CURRENT-OFFSET), the log end
+    and the lag, with the member that owns it, in Kafka's columns.
+
+    \b
+    Examples:
+      logstore group describe billing
+      logstore group describe billing --members --verbose
+      logstore group describe billing --output json
+    """
+    from logstore.groups.admin import describe_group
+
+    with obj.store(create=False) as store:
+        descs = [describe_group(store, g) for g in groups]
+    if _fmt(obj, output) == "json":
+        docs = []
+        for d in descs:
+            docs.append(
+                {
+                    "group": d.group,
+                    "state": d.state,
+                    "generation": d.generation,
+                    "assignment_strategy": d.protocol,
+                    "members": [
+                        {
+                            "consumer_id": m.member_id,
+                            "host": m.host,
+                            "client_id": m.client_id,
+                            "pid": m.pid,
+                            "partitions": [[tp.topic, tp.partition] for tp in m.partitions],
+                        }
+                        for m in d.members
+                    ],
+                    "offsets": [
+                        {
+                            "topic": r.topic,
+                            "partition": r.partition,
+                            "current_offset": r.current_offset,
+                            "log_end_offset": r.log_end_offset,
+                            "lag": r.lag,
+                            "consumer_id": r.member_id,
+                            "host": r.host,
+                            "client_id": r.client_id,
+                        }
+                        for r in d.partitions
+                    ],
+                    "problems": list(d.problems),
+                }
+            )
+        click.echo(json.dumps(docs if len(groups) > 1 else docs[0], indent=2))
+        return
+    for i, d in enumerate(descs):
+        if i:
+            click.echo("")
+        for note in (*d.problems, *(f"expired {e}" for e in d.expired)):
+            obj.info(f"Note: {note}")
+        if view == "state":
+            click.echo(
+                _table(
+                    [[d.group, d.protocol, d.state, d.generation, len(d.members)]],
+                    ["GROUP", "ASSIGNMENT-STRATEGY", "STATE", "GENERATION", "#MEMBERS"],
+                )
+            )
+            continue
+        if not d.members:
+            obj.info(f"Consumer group '{d.group}' has no active members.")
+        if view == "members":
+            header = ["GROUP", "CONSUMER-ID", "HOST", "CLIENT-ID", "#PARTITIONS"]
+            rows = [[d.group, m.member_id, m.host, m.client_id, len(m.partitions)] for m in d.members]
+            if verbose:
+                header.append("ASSIGNMENT")
+                for row, m in zip(rows, d.members, strict=True):
+                    row.append(",".join(f"{tp.topic}({tp.partition})" for tp in m.partitions) or "-")
+            if rows:
+                click.echo(_table(rows, header))
+            continue
+        rows = [
+            [d.group, r.topic, r.partition, r.current_offset, r.log_end_offset, r.lag, r.member_id, r.host, r.client_id]
+            for r in d.partitions
+        ]
+        header = ["GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "CONSUMER-ID", "HOST"]
+        click.echo(_table(rows, [*header, "CLIENT-ID"]))
+
+
+def _reset_scope(topics: tuple[str, ...], all_topics: bool) -> list[Any] | None:
+    if all_topics == bool(topics):
+        raise click.UsageError("Give the scope: --all-topics, or --topic TOPIC[:P,P...] (repeatable).")
+    if all_topics:
+        return None
+    out: list[Any] = []
+    for t in topics:
+        name, _, parts = t.partition(":")
+        if not parts:
+            out.append(name)
+            continue
+        try:
+            out.append((name, [int(p) for p in parts.split(",")]))
+        except ValueError:
+            raise click.BadParameter(
+                f"'{t}' is not TOPIC or TOPIC:P,P (e.g. orders:0,2)", param_hint="--topic"
+            ) from None
+    return out
+
+
+@group.command("reset-offsets")
+@click.argument("group_id", metavar="GROUP")
+@click.option("--topic", "topics", multiple=True, metavar="TOPIC[:P,P...]", help="Topic (and partitions) to reset.")
+@click.option("--all-topics", is_flag=True, help="Every topic the group has committed offsets for.")
+@click.option("--to-earliest", "target", flag_value="earliest", help="To the log start.")
+@click.option("--to-latest", "target", flag_value="latest", help="To the log end.")
+@click.option("--to-current", "target", flag_value="current", help="Keep the committed offsets (a no-op plan).")
+@click.option("--to-offset", type=click.IntRange(min=0), help="To offset N.")
+@click.option("--shift-by", type=int, help="Move the committed offset by N (negative: back).")
+@click.option("--to-datetime", help="To the first record at or after this time (ISO-8601, UTC if no zone; epoch ms).")
+@click.option("--by-duration", help="To the first record at or after now minus this (7d, 12h, PT30M).")
+@click.option("--execute", is_flag=True, help="Apply the plan (without it, only print it).")
+@click.option("--dry-run", is_flag=True, help="Only print the plan (the default).")
+@click.option("--clamp", is_flag=True, help="Move a target outside the log to the nearest end instead of refusing.")
+@OUTPUT_OPTION
+@click.pass_obj
+@run
+def group_reset_offsets(
+    obj: Ctx,
+    group_id: str,
+    topics: tuple[str, ...],
+    all_topics: bool,
+    target: str | None,
+    to_offset: int | None,
+    shift_by: int | None,
+    to_datetime: str | None,
+    by_duration: str | None,
+    execute: bool,
+    dry_run: bool,
+    clamp: bool,
+    output: str | None,
+) -> None:
+    """Plan, and with --execute apply, new committed offsets for GROUP. Refused while the group
+    has live members. Prints GROUP TOPIC PARTITION NEW-OFFSET.
+
+    \b
+    Examples:
+      logstore group reset-offsets billing --all-topics --to-earliest --execute
+      logstore group reset-offsets billing --topic orders:0,1 --shift-by -100
+      logstore group reset-offsets billing --topic orders --by-duration 7d --execute
+    """
+    from logstore.config import parse_duration_ms
+    from logstore.groups.admin import ResetTarget, reset_offsets
+
+    if execute and dry_run:
+        raise click.UsageError("Options --execute and --dry-run cannot be specified together.")
+    chosen = [
+        x
+        for x in (
+            target and ResetTarget(target),
+            to_offset is not None and ResetTarget.to_offset(to_offset),
+            shift_by is not None and ResetTarget.shift_by(shift_by),
+            to_datetime is not None and ResetTarget.to_timestamp(parse_when(to_datetime)),
+            by_duration is not None
+            and ResetTarget.to_timestamp(int(time.time() * 1000) - parse_duration_ms(by_duration, "--by-duration")),
+        )
+        if x
+    ]
+    if len(chosen) != 1:
+        raise click.UsageError(
+            "Give exactly one of --to-earliest, --to-latest, --to-current, --to-offset, --shift-by, "
+            "--to-datetime, --by-duration."
+        )
+    scope = _reset_scope(topics, all_topics)
+    with obj.store(create=False) as store:
+        try:
+            plan = reset_offsets(store, group_id, chosen[0], topics=scope, execute=execute, clamp=clamp)
+        except ValueError as e:
+            raise click.UsageError(str(e)) from None
+    if _fmt(obj, output) == "json":
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "group": r.group,
+                        "topic": r.topic,
+                        "partition": r.partition,
+                        "current_offset": r.current_offset,
+                        "new_offset": r.new_offset,
+                    }
+                    for r in plan
+                ]
+            )
+        )
+    elif plan:
+        click.echo(
+            _table(
+                [[r.group, r.topic, r.partition, r.new_offset] for r in plan],
+                ["GROUP", "TOPIC", "PARTITION", "NEW-OFFSET"],
+            )
+        )
+    else:
+        obj.info(f"Nothing to reset: group '{group_id}' has no committed offsets (name topics with --topic).")
+    if not execute:
+        obj.info("Dry run: nothing was changed. Add --execute to apply this plan.")
+
+
+@group.command("delete")
+@click.argument("groups", nargs=-1, required=True)
+@click.pass_obj
+@run
+def group_delete(obj: Ctx, groups: tuple[str, ...]) -> None:
+    """Delete consumer GROUPS and their committed offsets. Refused while a group has live members."""
+    from logstore.groups.admin import delete_group
+
+    with obj.store(create=False) as store:
+        for g in groups:
+            delete_group(store, g)
+            click.echo(f"Deleted consumer group '{g}'.")
 
 
 # --- verification ---------------------------------------------------------------------------------

@@ -19,8 +19,11 @@ right after ``assign``. A position outside the log (deleted by retention, or pas
 handled by the same rule: "earliest" and "latest" jump to the log start or end, "none" raises
 :class:`OffsetOutOfRangeError` naming the valid range.
 
-Consumer groups (``group_id``, commits) come with the consumer-group support; without them a
-consumer keeps its positions in memory only.
+With ``group_id`` and a subscription, the consumer is a member of a consumer group: the group's
+members (threads or processes sharing the store) split the subscribed partitions between them,
+rebalance when one joins, leaves or dies, and start each partition from its committed offset (see
+:mod:`logstore.groups.coordinator`). Without ``group_id`` a consumer keeps its positions in memory
+only.
 
 A consumer is meant for one thread at a time, as Kafka's; :meth:`Consumer.close` may be called
 from another thread to end a blocked ``poll`` or iteration.
@@ -39,6 +42,7 @@ from typing import Any, NamedTuple
 
 from .config import client_settings
 from .errors import (
+    CommitFailedError,
     InvalidConfigError,
     LogClosedError,
     LogStoreError,
@@ -46,6 +50,9 @@ from .errors import (
     NotAssignedError,
     OffsetOutOfRangeError,
 )
+from .groups.assignors import strategy_names
+from .groups.coordinator import GroupMember, validate_group_id
+from .groups.offsets import OffsetAndMetadata
 from .records import RecordArrays
 from .storage.log import PartitionLog
 from .store import LogStore
@@ -64,6 +71,16 @@ _DEFAULTS: dict[str, Any] = {
     "fetch_max_wait_ms": 100,
     "max_poll_records": 500,
     "on_partition_eof": None,
+    # consumer groups (Kafka's defaults)
+    "enable_auto_commit": True,
+    "auto_commit_interval_ms": 5000,
+    "session_timeout_ms": 45000,
+    "heartbeat_interval_ms": 3000,
+    "max_poll_interval_ms": 300000,
+    "partition_assignment_strategy": "roundrobin",
+    "on_assign": None,
+    "on_revoke": None,
+    "clock": time.monotonic,  # heartbeats and timeouts; injectable for tests
 }
 _RESETS = ("earliest", "latest", "none")
 _FIRST_WAIT = 0.001  # seconds: the first back-off step while waiting for data
@@ -74,14 +91,21 @@ _new_record = partial(tuple.__new__, Record)
 def _config(config: Mapping[str, Any] | None, kwargs: Mapping[str, Any]) -> dict[str, Any]:
     out = client_settings("consumer", _DEFAULTS, config, kwargs)
     if out["group_id"] is not None:
-        raise InvalidConfigError(
-            f"group_id={out['group_id']!r}: consumer groups are not available in this version of logstore.",
-            "Leave group_id unset and keep positions yourself (seek to where you left off).",
-        )
+        out["group_id"] = validate_group_id(out["group_id"])
+    out["partition_assignment_strategy"] = strategy_names(out["partition_assignment_strategy"])
     reset = out["auto_offset_reset"]
     if reset not in _RESETS:
         raise InvalidConfigError(f"auto_offset_reset={reset!r} is not known.", "Use 'earliest', 'latest' or 'none'.")
-    for name in ("fetch_max_bytes", "max_partition_fetch_bytes", "fetch_max_wait_ms", "max_poll_records"):
+    for name in (
+        "fetch_max_bytes",
+        "max_partition_fetch_bytes",
+        "fetch_max_wait_ms",
+        "max_poll_records",
+        "auto_commit_interval_ms",
+        "session_timeout_ms",
+        "heartbeat_interval_ms",
+        "max_poll_interval_ms",
+    ):
         v = out[name]
         if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
             raise InvalidConfigError(
@@ -94,6 +118,19 @@ def _config(config: Mapping[str, Any] | None, kwargs: Mapping[str, Any]) -> dict
         out["consumer_timeout_ms"] = None
     if out["on_partition_eof"] is not None and not callable(out["on_partition_eof"]):
         raise InvalidConfigError("on_partition_eof must be a callable taking (TopicPartition, offset).")
+    for name in ("on_assign", "on_revoke"):
+        if out[name] is not None and not callable(out[name]):
+            raise InvalidConfigError(f"{name} must be a callable taking (consumer, [TopicPartition, ...]).")
+    if out["heartbeat_interval_ms"] >= out["session_timeout_ms"]:
+        raise InvalidConfigError(
+            f"heartbeat_interval_ms ({out['heartbeat_interval_ms']}) must be below session_timeout_ms "
+            f"({out['session_timeout_ms']}).",
+            "Kafka's rule of thumb: at most a third of it (defaults 3000 and 45000).",
+        )
+    if not isinstance(out["enable_auto_commit"], bool):
+        raise InvalidConfigError(f"enable_auto_commit={out['enable_auto_commit']!r} must be True or False.")
+    if not callable(out["clock"]):
+        raise InvalidConfigError("clock must be a callable returning seconds (like time.monotonic).")
     return out
 
 
@@ -142,6 +179,22 @@ class Consumer:
         on_partition_eof (None): called as ``f(TopicPartition, offset)`` each time a partition
             is read to its end (librdkafka's partition EOF event).
 
+    Consumer groups (used when ``group_id`` is set and the consumer subscribes to topics):
+
+        group_id (None): the group to join; members share the subscribed partitions.
+        partition_assignment_strategy ("roundrobin"): "roundrobin" or "range" (Kafka's
+            RoundRobinAssignor / RangeAssignor), or a list in order of preference.
+        enable_auto_commit (True), auto_commit_interval_ms (5000): commit the positions of the
+            records already handed out, at most this often, when a poll starts; also before
+            partitions are given up in a rebalance and on close.
+        session_timeout_ms (45000), heartbeat_interval_ms (3000): a background thread heartbeats
+            this often; a member whose heartbeat is older than the session timeout is expired (a
+            killed process is noticed at the next check: its lock is gone).
+        max_poll_interval_ms (300000): a member whose application does not poll for this long
+            leaves the group (its partitions go to others) and rejoins at its next poll.
+        on_assign, on_revoke (None): called as ``f(consumer, [TopicPartition, ...])`` after
+            partitions are assigned and before they are given up (confluent-kafka's signature).
+
     Raises InvalidConfigError for an unknown or bad setting, UnknownTopicError for an unknown
     topic.
     """
@@ -176,42 +229,89 @@ class Consumer:
         # next per record); _next_i is only brought up to date (by _sync) when something asks.
         self._live: Any = None
         self._gen: Iterator[Record] | None = None
+        # Group membership (None without group_id). _group_mode: the assignment comes from the
+        # group (subscribe), not from assign().
+        self._member: GroupMember | None = None
+        self._group_mode = False
+        self._polls = 0  # chunks asked for: a sign of life for max_poll_interval_ms
+        self._waiting = False
+        self._last_auto_commit = time.monotonic()
+        self._committed_positions: dict[TopicPartition, int] = {}
+        gid = self.config["group_id"]
+        if gid is not None:
+            self._member = GroupMember(store, gid, self, self.config, self.config["clock"])
         if topics:
             self.subscribe(topics)
 
     # --- assignment ---------------------------------------------------------------------------------
 
-    def subscribe(self, topics: Iterable[str]) -> None:
-        """Read every partition of ``topics`` (replacing any earlier assignment). Raises
-        UnknownTopicError."""
+    def subscribe(
+        self,
+        topics: Iterable[str],
+        *,
+        on_assign: Callable[[Consumer, list[TopicPartition]], None] | None = None,
+        on_revoke: Callable[[Consumer, list[TopicPartition]], None] | None = None,
+    ) -> None:
+        """Read ``topics`` (replacing any earlier assignment). Without ``group_id``: every
+        partition of them. With ``group_id``: the partitions the group assigns to this member; it
+        joins at its next poll. ``on_assign`` / ``on_revoke`` replace the configured rebalance
+        callbacks. Raises UnknownTopicError."""
+        self._check_open()
         if isinstance(topics, str):
             topics = [topics]
         names = tuple(dict.fromkeys(topics))
         tps = [TopicPartition(t, p) for t in names for p in range(self._store.partition_count(t))]
-        self.assign(tps)
+        if on_assign is not None:
+            self.config["on_assign"] = on_assign
+        if on_revoke is not None:
+            self.config["on_revoke"] = on_revoke
+        if self._member is None:
+            self.assign(tps)
+            self._subscription = names
+            return
         self._subscription = names
+        if self._group_mode and self._member.joined:
+            self._member.update_subscription(names)
+        self._group_mode = True
+        self._set_assignment([])
 
     def subscription(self) -> set[str]:
         """The subscribed topics (empty after :meth:`assign`)."""
         return set(self._subscription or ())
 
     def unsubscribe(self) -> None:
-        """Drop every partition (and the subscription)."""
+        """Drop every partition (and the subscription). A group member leaves its group (after
+        committing, with auto-commit)."""
+        if self._group_mode:
+            self._leave_group()
+            self._group_mode = False
+            self._subscription = None
+            return
         self.assign([])
 
     def assign(self, partitions: Iterable[TopicPartition | tuple[str, int]]) -> None:
         """Read exactly these partitions (replacing any earlier assignment; positions of partitions
-        kept are kept). Raises UnknownTopicError / UnknownPartitionError, TypeError for an item that
-        is not a (topic, partition) pair."""
+        kept are kept). With ``group_id``, commits go to the group, which must then have no
+        members. Raises UnknownTopicError / UnknownPartitionError, TypeError for an item that is not
+        a (topic, partition) pair, LogStoreError while subscribed as a group member."""
         self._check_open()
+        if self._group_mode:
+            raise LogStoreError(
+                f"this consumer is a member of group '{self.config['group_id']}' through subscribe(); "
+                "assign() and subscribe() do not mix.",
+                "Call unsubscribe() first (it leaves the group), or use a second Consumer.",
+            )
         tps = list(dict.fromkeys(_tp(p) for p in partitions))
+        self._set_assignment(tps)
+        self._subscription = None
+
+    def _set_assignment(self, tps: list[TopicPartition]) -> None:
         for tp in tps:
             self._store.partition(tp.topic, tp.partition)  # validates; opens (recovers) the log
         self._positions = {tp: self._positions.get(tp) for tp in tps}
         self._order = tps
         self._turn = 0
         self._at_eof &= set(tps)
-        self._subscription = None
         if self._buf_tp is not None and self._buf_tp not in self._positions:
             self._drop_buffer()
 
@@ -479,7 +579,7 @@ class Consumer:
         self._sync()
         if self._buffered():
             return True
-        if not self._order:
+        if not self._order and not self._group_mode:
             raise LogStoreError(
                 "the consumer has no partitions to read.",
                 "Pass topics to Consumer(), or call subscribe() or assign() first.",
@@ -491,9 +591,18 @@ class Consumer:
                 return False
             if self._fill():
                 return True
-            if not self._wait(deadline, pause):
-                return False
+            self._waiting = True
+            try:
+                if not self._wait(deadline, pause):
+                    return False
+            finally:
+                self._waiting = False
             pause = min(pause * 2, self._max_wait)
+            if self._group_mode:  # nothing is handed out but not yet committed here
+                before = self._member.generation if self._member is not None else -1
+                self._group_tick()
+                if self._member is not None and self._member.generation != before:
+                    pause = _FIRST_WAIT
 
     def poll(self, timeout: float = 1.0) -> Record | None:
         """The next record, waiting up to ``timeout`` seconds for one; None if none came.
@@ -507,6 +616,8 @@ class Consumer:
             for record in it:  # the common case: the next record of the current chunk
                 return record
         self._check_open()
+        if self._member is not None:
+            self._group_poll()
         if not self._next_chunk(timeout):
             self._check_open()
             return None
@@ -528,6 +639,8 @@ class Consumer:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ValueError(f"max_records must be an int >= 1, not {limit!r}")
         self._detach()
+        if self._member is not None:
+            self._group_poll()
         out: list[Record] = []
         wait: float | None = timeout
         while len(out) < limit and self._next_chunk(wait):
@@ -546,6 +659,8 @@ class Consumer:
         object per record. None on timeout. Raises as :meth:`poll`."""
         self._check_open()
         self._detach()
+        if self._member is not None:
+            self._group_poll()
         if not self._next_chunk(timeout):
             self._check_open()
             return None
@@ -567,7 +682,12 @@ class Consumer:
     def _iterate(self) -> Iterator[Record]:
         timeout = 0.0 if self.config["stop_at_end"] else self._iter_timeout
         try:
-            while self._next_chunk(timeout):
+            while True:
+                if self._member is not None:
+                    self._detach()
+                    self._group_poll()
+                if not self._next_chunk(timeout):
+                    break
                 records = self._records if self._records is not None else self._materialize()
                 it = iter(records)
                 if self._next_i:
@@ -581,6 +701,204 @@ class Consumer:
                         self._live = None
         finally:
             self._gen = None
+
+    # --- consumer groups ----------------------------------------------------------------------------
+
+    def _group(self) -> GroupMember:
+        if self._member is None:
+            raise InvalidConfigError(
+                "this consumer has no group_id, so it has no committed offsets.",
+                "Create it with Consumer(store, topic, group_id='...').",
+            )
+        return self._member
+
+    def _group_poll(self) -> None:
+        """At the start of a poll: a sign of life, auto-commit, then follow the group."""
+        self._polls += 1
+        if self.config["enable_auto_commit"]:
+            now = time.monotonic()
+            if now - self._last_auto_commit >= self.config["auto_commit_interval_ms"] / 1000.0:
+                self._last_auto_commit = now
+                try:
+                    self._commit_consumed()
+                except CommitFailedError:
+                    pass  # this member lost its partitions; _group_tick rejoins
+        if self._group_mode:
+            self._group_tick()
+
+    def _group_tick(self) -> None:
+        """Follow the group: join, give up partitions in a rebalance, take up a new assignment."""
+        m = self._member
+        assert m is not None and self._subscription is not None
+        if not m.joined:
+            if self._order:  # put out of the group (poll timeout): the partitions are gone
+                self._group_revoke(lost=True)
+            m.join(self._subscription)
+        kind, arg = m.tick()
+        if kind == "lost":
+            self._group_revoke(lost=True)
+            m.forget()
+            m.join(self._subscription)
+            kind, arg = m.tick()
+        if kind == "revoke":
+            self._group_revoke(lost=False)
+            m.rejoined()
+            kind, arg = m.tick()
+        if kind == "assign":
+            self._group_adopt(arg)
+
+    def _group_revoke(self, lost: bool) -> None:
+        """Give up every partition: commit what was handed out (auto-commit; not when the member
+        was already put out), call on_revoke, drop positions and the buffered chunk."""
+        parts = list(self._order)
+        if not lost and self.config["enable_auto_commit"] and parts:
+            try:
+                self._commit_consumed()
+            except CommitFailedError:
+                pass
+        cb = self.config["on_revoke"]
+        if cb is not None and parts:
+            cb(self, parts)
+        self._drop_buffer()
+        self._positions = {}
+        self._set_assignment([])
+        self._committed_positions = {}
+
+    def _group_adopt(self, tps: list[TopicPartition]) -> None:
+        """Take up a new assignment: each partition from its committed offset, else by
+        auto_offset_reset."""
+        committed = self._group().committed()
+        self._drop_buffer()
+        self._positions = {}
+        self._set_assignment(list(tps))
+        for tp in tps:
+            om = committed.get(tp)
+            self._positions[tp] = None if om is None else om.offset
+        self._just_moved.update(tps)
+        self._committed_positions = {tp: om.offset for tp, om in committed.items() if tp in self._positions}
+        cb = self.config["on_assign"]
+        if cb is not None:
+            cb(self, list(tps))
+
+    def _leave_group(self) -> None:
+        m = self._member
+        if m is None:
+            return
+        try:
+            if self._group_mode and m.joined:
+                self._group_revoke(lost=False)
+            elif not self._group_mode and self.config["enable_auto_commit"]:
+                try:
+                    self._commit_consumed()
+                except CommitFailedError:
+                    pass
+        finally:
+            m.leave()
+
+    def _consumed(self) -> dict[TopicPartition, int]:
+        """The position of every assigned partition that has one: the offset after the last
+        record handed out."""
+        self._sync()
+        out: dict[TopicPartition, int] = {}
+        buf = self._buf
+        for tp in self._order:
+            if tp == self._buf_tp and buf is not None and self._next_i < len(buf):
+                out[tp] = int(buf.offsets[self._next_i])
+            else:
+                pos = self._positions.get(tp)
+                if pos is not None:
+                    out[tp] = pos
+        return out
+
+    def _commit_consumed(self) -> None:
+        """Commit the positions that moved since the last commit (auto-commit)."""
+        todo = {tp: o for tp, o in self._consumed().items() if self._committed_positions.get(tp) != o}
+        if todo:
+            self._store_commit({tp: OffsetAndMetadata(o) for tp, o in todo.items()})
+
+    def _store_commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        m = self._group()
+        if self._group_mode:
+            if not m.joined:
+                raise CommitFailedError(
+                    m.group, "this consumer has not joined the group yet (it joins at its first poll)"
+                )
+            m.commit(offsets)
+        else:
+            m.commit_unassigned(offsets)
+        for tp, om in offsets.items():
+            self._committed_positions[tp] = om.offset
+
+    def commit(
+        self,
+        record: Record | None = None,
+        *,
+        offsets: Mapping[TopicPartition, int | OffsetAndMetadata] | None = None,
+    ) -> dict[TopicPartition, OffsetAndMetadata]:
+        """Commit offsets to the group, durably (fsynced before this returns), and return them.
+
+        ``commit()`` stores the position of every assigned partition (the offset after the last
+        record handed out); ``commit(record)`` stores ``record.offset + 1`` for its partition
+        (Kafka's rule: a committed offset is the next record to read); ``commit(offsets={tp: n})``
+        stores exactly those (an int, or an OffsetAndMetadata with a metadata string).
+
+        Raises CommitFailedError, storing nothing, when this member no longer owns a partition (a
+        rebalance moved it, or the member was expired); InvalidConfigError without ``group_id``;
+        ValueError for a negative offset.
+        """
+        self._check_open()
+        self._group()
+        if record is not None and offsets is not None:
+            raise TypeError("give a record or offsets, not both")
+        if record is not None:
+            oms = {TopicPartition(record.topic, record.partition): OffsetAndMetadata(record.offset + 1)}
+        elif offsets is not None:
+            oms = {}
+            for tp, value in offsets.items():
+                om = value if isinstance(value, OffsetAndMetadata) else OffsetAndMetadata(value)
+                if isinstance(om.offset, bool) or not isinstance(om.offset, int) or om.offset < 0:
+                    raise ValueError(f"offset for {_tp(tp)} must be an int >= 0, not {om.offset!r}")
+                oms[_tp(tp)] = om
+        else:
+            oms = {tp: OffsetAndMetadata(o) for tp, o in self._consumed().items()}
+        if oms:
+            self._store_commit(oms)
+        return oms
+
+    def committed(
+        self, partitions: TopicPartition | tuple[str, int] | Iterable[TopicPartition]
+    ) -> int | dict[TopicPartition, int | None] | None:
+        """The group's committed offset of one partition (an int, or None when it has none), or a
+        dict of them for several. Raises InvalidConfigError without ``group_id``."""
+        got = self._group().committed()
+        if isinstance(partitions, TopicPartition) or (
+            isinstance(partitions, tuple) and len(partitions) == 2 and isinstance(partitions[0], str)
+        ):
+            om = got.get(_tp(partitions))
+            return None if om is None else om.offset
+        out: dict[TopicPartition, int | None] = {}
+        for tp in map(_tp, partitions):
+            om = got.get(tp)
+            out[tp] = None if om is None else om.offset
+        return out
+
+    @property
+    def member_id(self) -> str | None:
+        """This consumer's member id in its group (None outside a group, or before it joins)."""
+        return None if self._member is None else self._member.member_id
+
+    @property
+    def generation(self) -> int:
+        """The group generation whose assignment this consumer holds (-1 when none)."""
+        return -1 if self._member is None else self._member.generation
+
+    def _activity(self) -> Any:
+        """A token that changes whenever the application takes records (read by the heartbeat
+        thread for max_poll_interval_ms); None while a poll is waiting for data."""
+        if self._waiting:
+            return None
+        live = self._live
+        return (self._polls, id(self._buf), self._next_i, -1 if live is None else live.__length_hint__())
 
     # --- lifecycle ----------------------------------------------------------------------------------
 
@@ -598,7 +916,19 @@ class Consumer:
 
     def close(self) -> None:
         """Stop reading: a poll or iteration blocked in another thread returns. Idempotent. The
-        store stays open (it belongs to the caller)."""
+        store stays open (it belongs to the caller).
+
+        A group member first commits the positions of the records handed out (with auto-commit),
+        calls on_revoke and leaves the group, so its partitions move to the others at once. Call
+        it from the polling thread once the records are processed; from another thread, wakeup()
+        the poller and let it close."""
+        if self._closed:
+            return
+        if self._member is not None:
+            try:
+                self._leave_group()
+            finally:
+                self._member.close()
         self._closed = True
         self._detach()
         self._wake.set()

@@ -158,6 +158,67 @@ class RecordTooLargeError(LogStoreError):
         super().__init__(f"a {size}-byte {what} for {topic}-{partition} exceeds {self.setting} ({limit} bytes).", fix)
 
 
+# --- consumer groups ----------------------------------------------------------------------------
+
+
+class UnknownGroupError(LogStoreError):
+    """A consumer group that has no state in the store (never used, or deleted)."""
+
+    exit_code = 3
+
+    def __init__(self, group: str, known: Iterable[str] = ()) -> None:
+        self.group = group
+        known = list(known)
+        hint = did_you_mean(group, known) or (
+            f"Known groups: {', '.join(sorted(known))}." if known else "The store has no consumer groups yet."
+        )
+        super().__init__(f"consumer group '{group}' does not exist.", hint)
+
+
+class GroupNotEmptyError(LogStoreError):
+    """An admin change (reset offsets, delete) refused because the group has live members."""
+
+    exit_code = 4
+
+    def __init__(self, group: str, action: str, members: Iterable[str] = ()) -> None:
+        self.group = group
+        who = ", ".join(members)
+        super().__init__(
+            f"cannot {action} consumer group '{group}': it has live members ({who}).",
+            "Stop its consumers first (their offsets are committed as they leave), then retry.",
+        )
+
+
+class CommitFailedError(LogStoreError):
+    """A commit refused because the member no longer owns the partition: its generation is stale
+    (a rebalance happened, or it was expired for missing heartbeats or polls). Nothing of that
+    commit was stored; the records after the last good commit will be delivered again to the
+    partition's new owner."""
+
+    exit_code = 4
+
+    def __init__(self, group: str, reason: str) -> None:
+        self.group = group
+        super().__init__(
+            f"commit to consumer group '{group}' failed: {reason}.",
+            "Nothing was committed. Keep polling: the consumer rejoins the group and gets a new assignment "
+            "(process faster, or raise max_poll_interval_ms, if this repeats).",
+        )
+
+
+class InconsistentGroupProtocolError(LogStoreError):
+    """A member asked for assignors that none of the group's members share."""
+
+    exit_code = 2
+
+    def __init__(self, group: str, asked: Iterable[str], used: str) -> None:
+        self.group = group
+        super().__init__(
+            f"consumer group '{group}' uses the '{used}' assignor; this member supports only {', '.join(asked)}.",
+            f"Give every member of the group partition_assignment_strategy='{used}' (or a list including it).",
+        )
+
+
 # --- damage -------------------------------------------------------------------------------------
 
 

@@ -886,7 +886,10 @@ def test_calls_after_close_raise(t20):
         {"auto_offset_reset": "smallest"},
         {"max_partition_fetch_bytes": 0},
         {"consumer_timeout_ms": -1},
-        {"group_id": "g"},
+        {"group_id": ""},
+        {"group_id": "g", "partition_assignment_strategy": "sticky"},
+        {"group_id": "g", "on_assign": "not callable"},
+        {"group_id": "g", "session_timeout_ms": 0},
     ],
 )
 def test_bad_config(t20, kwargs):

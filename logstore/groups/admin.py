@@ -1,0 +1,324 @@
+"""Consumer-group administration: list, describe with lag, reset offsets, delete.
+
+What ``kafka-consumer-groups.sh`` does against a broker, done on the store's group files. Every
+call first expires members that are dead (their process is gone) or silent past their session
+timeout, as a broker's coordinator would, so what it reports is what the members would see.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from ..errors import (
+    GroupNotEmptyError,
+    OffsetOutOfRangeError,
+    UnknownGroupError,
+    UnknownPartitionError,
+    UnknownTopicError,
+)
+from ..types import TopicPartition
+from .coordinator import GROUPS_DIR, GroupFiles, GroupState, group_dir_name, list_group_ids, remove_group_dir
+from .offsets import OffsetAndMetadata
+
+__all__ = [
+    "GroupDescription",
+    "MemberDescription",
+    "OffsetReset",
+    "PartitionLag",
+    "ResetTarget",
+    "delete_group",
+    "describe_group",
+    "list_groups",
+    "reset_offsets",
+]
+
+
+@dataclass(frozen=True)
+class MemberDescription:
+    member_id: str
+    client_id: str
+    host: str
+    pid: int
+    partitions: tuple[TopicPartition, ...]
+
+
+@dataclass(frozen=True)
+class PartitionLag:
+    """One row of ``describe``: Kafka's CURRENT-OFFSET (committed; None when none), LOG-END-OFFSET
+    (None when the topic is gone) and LAG (None when either is), and the owning member."""
+
+    group: str
+    topic: str
+    partition: int
+    current_offset: int | None
+    log_end_offset: int | None
+    lag: int | None
+    member_id: str | None
+    host: str | None
+    client_id: str | None
+
+
+@dataclass(frozen=True)
+class GroupDescription:
+    """A group as ``describe`` sees it: Kafka's state name ("Empty", "PreparingRebalance",
+    "Stable"), generation, assignor, members, and per-partition offsets and lag."""
+
+    group: str
+    state: str
+    generation: int
+    protocol: str | None
+    members: tuple[MemberDescription, ...]
+    partitions: tuple[PartitionLag, ...]
+    expired: tuple[str, ...] = ()
+    problems: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ResetTarget:
+    """Where ``reset_offsets`` moves each partition; build one with the class methods."""
+
+    kind: str  # earliest, latest, offset, shift, timestamp, current
+    value: int = 0
+
+    @classmethod
+    def earliest(cls) -> ResetTarget:
+        return cls("earliest")
+
+    @classmethod
+    def latest(cls) -> ResetTarget:
+        return cls("latest")
+
+    @classmethod
+    def to_offset(cls, offset: int) -> ResetTarget:
+        return cls("offset", offset)
+
+    @classmethod
+    def shift_by(cls, n: int) -> ResetTarget:
+        return cls("shift", n)
+
+    @classmethod
+    def to_timestamp(cls, ms: int) -> ResetTarget:
+        """The first record with a timestamp >= ``ms`` (ms since the epoch); the log end when none."""
+        return cls("timestamp", ms)
+
+    @classmethod
+    def current(cls) -> ResetTarget:
+        return cls("current")
+
+
+@dataclass(frozen=True)
+class OffsetReset:
+    """One row of a reset plan: the committed offset before (None when none) and after."""
+
+    group: str
+    topic: str
+    partition: int
+    current_offset: int | None
+    new_offset: int
+
+
+class ResetOutOfRangeError(OffsetOutOfRangeError):
+    """A reset target outside a partition's log."""
+
+    def __init__(self, group: str, tp: TopicPartition, offset: int, start: int, end: int) -> None:
+        super().__init__(tp.topic, tp.partition, offset, start, end)
+        self.message = (
+            f"cannot reset group '{group}' on {tp} to offset {offset}: the log holds offsets {start}..{end} "
+            "(the end is where the next record goes)."
+        )
+        self.hint = "Pick a target in that range, or pass --clamp (clamp=True) to move it to the nearest end."
+        self.args = (f"{self.message} {self.hint}",)
+
+
+def list_groups(store: object) -> list[str]:
+    """The ids of the store's consumer groups, sorted."""
+    return list_group_ids(store.path)  # type: ignore[attr-defined]
+
+
+def _open(store: object, group: str, clock: Callable[[], float], *, create: bool = False) -> GroupFiles:
+    path = os.path.join(store.path, GROUPS_DIR, group_dir_name(group))  # type: ignore[attr-defined]
+    if not create and (not os.path.isdir(path) or group not in list_groups(store)):
+        raise UnknownGroupError(group, list_groups(store))
+    return GroupFiles(store, group, clock=clock, create=create)
+
+
+def _settle(files: GroupFiles) -> tuple[GroupState, list[str]]:
+    """The state after expiring dead or late members (caller holds the lock)."""
+    state = files.load()
+    now = files.clock()
+    if not files.needs_expiry(state, now):
+        return state, []
+    removed = files.expire(state, now)
+    files.save(state)
+    return state, removed
+
+
+def describe_group(store: object, group: str, *, clock: Callable[[], float] = time.monotonic) -> GroupDescription:
+    """State, members and per-partition lag of ``group``: every partition assigned to a member
+    or holding a committed offset, sorted. Raises UnknownGroupError."""
+    files = _open(store, group, clock)
+    try:
+        with files.lock:
+            state, removed = _settle(files)
+            committed = files.offsets.read()
+            problems = list(files.offsets.problems) + ([state.recovered] if state.recovered else [])
+    finally:
+        files.close()
+    members = []
+    owner: dict[TopicPartition, MemberDescription] = {}
+    for mid, info in sorted(state.members.items()):
+        tps = tuple(sorted(state.owned(mid))) if state.state == "Stable" else ()
+        m = MemberDescription(
+            mid, str(info.get("client_id", "")), str(info.get("host", "")), int(info.get("pid", 0)), tps
+        )
+        members.append(m)
+        for tp in tps:
+            owner[tp] = m
+    rows = []
+    for tp in sorted(set(owner) | set(committed)):
+        end: int | None
+        try:
+            log = store.partition(tp.topic, tp.partition)  # type: ignore[attr-defined]
+            log.refresh()
+            end = log.next_offset
+        except (UnknownTopicError, UnknownPartitionError):
+            end = None  # the topic was deleted (or recreated smaller) since the commit
+        om = committed.get(tp)
+        cur = None if om is None else om.offset
+        lag = None if cur is None or end is None else max(end - cur, 0)
+        m = owner.get(tp)
+        rows.append(
+            PartitionLag(
+                group,
+                tp.topic,
+                tp.partition,
+                cur,
+                end,
+                lag,
+                None if m is None else m.member_id,
+                None if m is None else m.host,
+                None if m is None else m.client_id,
+            )
+        )
+    return GroupDescription(
+        group,
+        state.state,
+        state.generation,
+        state.protocol,
+        tuple(members),
+        tuple(rows),
+        tuple(removed),
+        tuple(problems),
+    )
+
+
+def _partitions(
+    store: object, topics: Sequence[str | tuple[str, Iterable[int] | None]] | None, committed: Iterable[TopicPartition]
+) -> list[TopicPartition]:
+    if topics is None:  # every topic the group has committed offsets for
+        names = sorted({tp.topic for tp in committed})
+        topics = list(names)
+    out: list[TopicPartition] = []
+    for item in topics:
+        topic, parts = (item, None) if isinstance(item, str) else item
+        count = store.partition_count(topic)  # type: ignore[attr-defined]
+        for p in range(count) if parts is None else parts:
+            store.partition(topic, p)  # type: ignore[attr-defined]  # raises UnknownPartitionError
+            out.append(TopicPartition(topic, p))
+    return list(dict.fromkeys(out))
+
+
+def reset_offsets(
+    store: object,
+    group: str,
+    target: ResetTarget,
+    *,
+    topics: Sequence[str | tuple[str, Iterable[int] | None]] | None = None,
+    execute: bool = False,
+    clamp: bool = False,
+    clock: Callable[[], float] = time.monotonic,
+) -> list[OffsetReset]:
+    """Plan (and with ``execute``, commit) new offsets for ``group``.
+
+    ``topics``: topic names, or ``(topic, [partitions])`` pairs; None means every topic the group
+    has committed offsets for. A group that does not exist yet is created by an executed reset
+    (so a new consumer group can start from a chosen point). A target outside a partition's log
+    raises ResetOutOfRangeError unless ``clamp`` moves it to the nearest end; ``shift`` from a
+    partition without a committed offset raises ValueError.
+
+    Raises GroupNotEmptyError while the group has live members (nothing is changed),
+    UnknownTopicError / UnknownPartitionError.
+    """
+    files = None
+    committed: dict[TopicPartition, OffsetAndMetadata] = {}
+    if group in list_groups(store) or execute:
+        files = _open(store, group, clock, create=True)
+        files.lock.acquire()
+    try:
+        if files is not None:
+            state, _ = _settle(files)
+            if state.members:
+                raise GroupNotEmptyError(group, "reset the offsets of", sorted(state.members))
+            committed = files.offsets.read()
+        plan = []
+        for tp in _partitions(store, topics, committed):
+            log = store.partition(tp.topic, tp.partition)  # type: ignore[attr-defined]
+            log.refresh()
+            start, end = log.log_start_offset, log.next_offset
+            om = committed.get(tp)
+            cur = None if om is None else om.offset
+            if target.kind == "earliest":
+                new = start
+            elif target.kind == "latest":
+                new = end
+            elif target.kind == "offset":
+                new = target.value
+            elif target.kind in ("shift", "current"):
+                if cur is None:
+                    raise ValueError(
+                        f"group '{group}' has no committed offset for {tp} to "
+                        f"{'shift' if target.kind == 'shift' else 'keep'}; reset it --to-earliest, --to-latest "
+                        "or --to-offset instead (or name only partitions with commits)"
+                    )
+                new = cur + (target.value if target.kind == "shift" else 0)
+            elif target.kind == "timestamp":
+                found = log.offset_for_time(target.value)
+                new = end if found is None else found.offset
+            else:
+                raise ValueError(f"unknown reset target {target.kind!r}")
+            if not start <= new <= end:
+                if not clamp:
+                    raise ResetOutOfRangeError(group, tp, new, start, end)
+                new = min(max(new, start), end)
+            plan.append(OffsetReset(group, tp.topic, tp.partition, cur, new))
+        if execute and files is not None and plan:
+            files.offsets.append(
+                {
+                    "gen": -1,
+                    "member": "admin:reset-offsets",
+                    "ts": int(time.time() * 1000),
+                    "offsets": [[r.topic, r.partition, r.new_offset, ""] for r in plan],
+                }
+            )
+        return plan
+    finally:
+        if files is not None:
+            files.lock.release()
+            files.close()
+
+
+def delete_group(store: object, group: str, *, clock: Callable[[], float] = time.monotonic) -> None:
+    """Delete ``group`` and its committed offsets. Raises UnknownGroupError, GroupNotEmptyError
+    while it has live members."""
+    files = _open(store, group, clock)
+    try:
+        with files.lock:
+            state, _ = _settle(files)
+            if state.members:
+                raise GroupNotEmptyError(group, "delete", sorted(state.members))
+            remove_group_dir(files.dir)
+    finally:
+        files.close()
