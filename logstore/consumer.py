@@ -237,9 +237,13 @@ class Consumer:
         self._waiting = False
         self._last_auto_commit = time.monotonic()
         self._committed_positions: dict[TopicPartition, int] = {}
+        # Set by the heartbeat thread when the group needs this member (a rebalance started, or it
+        # was expired): the next poll follows the group even in the middle of a chunk.
+        self._group_attention = False
         gid = self.config["group_id"]
         if gid is not None:
             self._member = GroupMember(store, gid, self, self.config, self.config["clock"])
+            self.poll = self._member_poll  # type: ignore[method-assign]
         if topics:
             self.subscribe(topics)
 
@@ -694,7 +698,13 @@ class Consumer:
                     it.__setstate__(self._next_i)
                 self._live = it
                 try:
-                    yield from it
+                    if self._member is None:
+                        yield from it
+                    else:  # a group member stops mid-chunk when its group needs it (a rebalance)
+                        for record in it:
+                            yield record
+                            if self._group_attention:
+                                break
                 finally:
                     if self._live is it:
                         self._next_i = len(records) - it.__length_hint__()
@@ -712,8 +722,16 @@ class Consumer:
             )
         return self._member
 
+    def _member_poll(self, timeout: float = 1.0) -> Record | None:
+        """poll() of a group member: as poll(), but it first follows the group when the heartbeat
+        thread saw a rebalance, even with records of the current chunk left."""
+        if self._group_attention:
+            self._detach()
+        return Consumer.poll(self, timeout)
+
     def _group_poll(self) -> None:
         """At the start of a poll: a sign of life, auto-commit, then follow the group."""
+        self._group_attention = False
         self._polls += 1
         if self.config["enable_auto_commit"]:
             now = time.monotonic()

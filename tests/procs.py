@@ -3,6 +3,11 @@
 append STORE TOPIC PARTITION COUNT TAG SEED
     Appends COUNT records ``TAG-i`` in batches of 1-7 (seeded), printing ``ack FIRST LAST`` after
     each append returns (i.e. once it is durable).
+group STORE TOPIC GROUP OUT
+    A consumer-group member: appends ``partition offset`` to OUT for each record it processes,
+    commits every COMMIT_EVERY records (after sleeping COMMIT_DELAY s) and in on_revoke, and prints
+    ``ASSIGN gen member p p ...``, ``COMMITTED gen p:o ...`` and ``COMMIT_FAILED ...`` lines. SIGTERM
+    closes it cleanly. Env: SESSION_MS, HB_MS, MAX_POLL_MS.
 follow STORE TOPIC PARTITION COUNT TIMEOUT
     Reads from offset 0 until COUNT records were seen, polling for new data without reopening;
     prints one line per record ``offset value`` and exits 0, or 1 on timeout.
@@ -70,5 +75,67 @@ def produce(store_path: str, topic: str, count: str, tag: str) -> None:
             prod.send(topic, f"{tag}-{i}".encode(), key=f"{tag}-{i % 10}".encode())
 
 
+def group(store_path: str, topic: str, group_id: str, out_path: str) -> None:
+    import signal
+
+    from logstore import Consumer
+    from logstore.errors import CommitFailedError
+
+    env = os.environ
+    stop = False
+
+    def on_term(signum: int, frame: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, on_term)
+    every = int(env.get("COMMIT_EVERY", "1"))
+    delay = float(env.get("COMMIT_DELAY", "0"))
+    fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+
+    def commit(c: Consumer) -> None:
+        try:
+            done = c.commit()
+        except CommitFailedError as e:
+            print(f"COMMIT_FAILED {c.generation} {e}", flush=True)
+            return
+        if done:
+            print(
+                f"COMMITTED {c.generation} " + " ".join(f"{tp.partition}:{om.offset}" for tp, om in done.items()),
+                flush=True,
+            )
+
+    def on_assign(c: Consumer, parts: list) -> None:
+        line = f"ASSIGN {c.generation} {c.member_id} " + " ".join(str(tp.partition) for tp in sorted(parts))
+        print(line.rstrip(), flush=True)
+
+    with LogStore(store_path) as store:
+        c = Consumer(
+            store,
+            topic,
+            group_id=group_id,
+            enable_auto_commit=False,
+            session_timeout_ms=int(env.get("SESSION_MS", "3000")),
+            heartbeat_interval_ms=int(env.get("HB_MS", "200")),
+            max_poll_interval_ms=int(env.get("MAX_POLL_MS", "300000")),
+            fetch_max_wait_ms=20,
+            on_assign=on_assign,
+            on_revoke=lambda c, parts: commit(c),
+        )
+        n = 0
+        while not stop:
+            r = c.poll(0.05)
+            if r is None:
+                continue
+            os.write(fd, f"{r.partition} {r.offset}\n".encode())
+            n += 1
+            if n % every == 0:
+                if delay:
+                    time.sleep(delay)
+                commit(c)
+        c.close()
+    print("CLOSED", flush=True)
+
+
 if __name__ == "__main__":
-    {"append": append, "follow": follow, "produce": produce}[sys.argv[1]](*sys.argv[2:])
+    {"append": append, "follow": follow, "produce": produce, "group": group}[sys.argv[1]](*sys.argv[2:])

@@ -630,8 +630,17 @@ class GroupMember:
                 reason = self.left_reason
                 self.leave()
                 self.left_reason = reason
+                consumer._group_attention = True
                 return
         self.housekeep(self.files.load())
+        state = self.files.load()
+        me = state.members.get(self.member_id) if self.member_id is not None else None
+        if (
+            me is None
+            or (state.state == "PreparingRebalance" and not me.get("joined"))
+            or (state.state == "Stable" and state.generation != self.generation)
+        ):
+            consumer._group_attention = True  # its next poll follows the group
 
     def housekeep(self, state: GroupState) -> None:
         """Expire dead or late members, and rebalance after a topic's partition count changed."""
