@@ -1119,9 +1119,9 @@ def _reset_scope(topics: tuple[str, ...], all_topics: bool) -> list[Any] | None:
 @click.argument("group_id", metavar="GROUP")
 @click.option("--topic", "topics", multiple=True, metavar="TOPIC[:P,P...]", help="Topic (and partitions) to reset.")
 @click.option("--all-topics", is_flag=True, help="Every topic the group has committed offsets for.")
-@click.option("--to-earliest", "target", flag_value="earliest", help="To the log start.")
-@click.option("--to-latest", "target", flag_value="latest", help="To the log end.")
-@click.option("--to-current", "target", flag_value="current", help="Keep the committed offsets (a no-op plan).")
+@click.option("--to-earliest", is_flag=True, help="To the log start.")
+@click.option("--to-latest", is_flag=True, help="To the log end.")
+@click.option("--to-current", is_flag=True, help="Keep the committed offsets (a no-op plan).")
 @click.option("--to-offset", type=click.IntRange(min=0), help="To offset N.")
 @click.option("--shift-by", type=int, help="Move the committed offset by N (negative: back).")
 @click.option("--to-datetime", help="To the first record at or after this time (ISO-8601, UTC if no zone; epoch ms).")
@@ -1137,7 +1137,9 @@ def group_reset_offsets(
     group_id: str,
     topics: tuple[str, ...],
     all_topics: bool,
-    target: str | None,
+    to_earliest: bool,
+    to_latest: bool,
+    to_current: bool,
     to_offset: int | None,
     shift_by: int | None,
     to_datetime: str | None,
@@ -1164,7 +1166,9 @@ def group_reset_offsets(
     chosen = [
         x
         for x in (
-            target and ResetTarget(target),
+            to_earliest and ResetTarget.earliest(),
+            to_latest and ResetTarget.latest(),
+            to_current and ResetTarget.current(),
             to_offset is not None and ResetTarget.to_offset(to_offset),
             shift_by is not None and ResetTarget.shift_by(shift_by),
             to_datetime is not None and ResetTarget.to_timestamp(parse_when(to_datetime)),
