@@ -592,3 +592,44 @@ def test_executed_reset_creates_a_new_group_at_the_chosen_point(filled):
         for r in _drain(c):
             firsts.setdefault(r.partition, r.offset)
     assert firsts[0] == 3 and firsts[1] == 0
+
+
+def test_threads_of_one_process_are_members_too(filled):
+    import threading
+    import time
+
+    with Producer(filled) as p:
+        p.send_many("t", [b"w%d" % i for i in range(2000)], [b"k%d" % i for i in range(2000)])
+    total = 2400
+    seen: list = []
+    lock = threading.Lock()
+    errors: list = []
+
+    def member(n: int) -> None:
+        try:
+            with Consumer(filled, "t", group_id="g", auto_commit_interval_ms=10) as c:
+                idle = 0
+                while idle < 20:  # 1 s without records, and the others have them all
+                    r = c.poll(0.05)
+                    if r is None:
+                        idle += 1
+                        with lock:
+                            if len(seen) >= total and idle >= 5:
+                                break
+                        continue
+                    idle = 0
+                    with lock:
+                        seen.append((n, r.partition, r.offset))
+                    time.sleep(0.0005)  # a handler that takes a moment, so the others join meanwhile
+        except Exception as e:  # pragma: no cover - surfaced below
+            errors.append(e)
+
+    threads = [threading.Thread(target=member, args=(n,)) for n in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    records = [(p, o) for _, p, o in seen]
+    assert len(records) == len(set(records)) == total  # each exactly once: no crash, clean rebalances
+    assert len({n for n, _, _ in seen}) >= 2  # the work was shared
