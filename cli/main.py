@@ -1302,6 +1302,7 @@ def demo(obj: Ctx, input_path: str, topic_name: str, partitions: int) -> None:
             r = consumer.poll(timeout=1.0)
             where = f"offset {r.offset} ({r.datetime:%Y-%m-%d %H:%M:%S.%f} UTC)" if r else "none"
             click.echo(f"first record of {tp} at or after timestamp {mid}: {where}")
+        _demo_group(store, topic_name)
         info = store.describe_topic(topic_name)
         for p in info.partitions:
             click.echo(
@@ -1312,6 +1313,33 @@ def demo(obj: Ctx, input_path: str, topic_name: str, partitions: int) -> None:
         click.echo(f"verify: {len(problems)} problem(s)")
         for pr in problems:
             click.echo(f"  {pr}")
+
+
+def _demo_group(store: LogStore, topic_name: str) -> None:
+    """Two members of one consumer group share the topic, commit, and the group's lag is shown."""
+    from logstore import Consumer
+    from logstore.groups.admin import describe_group
+
+    group_id = "demo-readers"
+    click.echo(f"consumer group {group_id}: two members share {topic_name}, from the committed offsets:")
+    with Consumer(store, topic_name, group_id=group_id) as a, Consumer(store, topic_name, group_id=group_id) as b:
+        counts = {id(a): 0, id(b): 0}
+        idle = 0
+        while idle < 3:  # members take turns; each learns of the rebalance at its next poll
+            got = 0
+            for c in (a, b):
+                n = len(c.consume(1000, timeout=0.05))
+                counts[id(c)] += n
+                got += n
+            idle = 0 if got else idle + 1
+        for name, c in (("member 1", a), ("member 2", b)):
+            parts = ",".join(str(tp.partition) for tp in sorted(c.assignment()))
+            click.echo(f"  {name}: partitions {parts}, read {counts[id(c)]} records")
+    for row in describe_group(store, group_id).partitions:
+        click.echo(
+            f"  {row.topic}-{row.partition}: committed {row.current_offset}, "
+            f"log end {row.log_end_offset}, lag {row.lag}"
+        )
 
 
 def main() -> None:

@@ -86,6 +86,16 @@ def test_demo_prints_what_it_did(run):
     n = int(first.split()[1])
     assert first.endswith(f"offsets 0..{n - 1}") and again.endswith(f"offsets {n}..{2 * n - 1}")
 
+    def group_reads(out):
+        lines = [ln for ln in out.splitlines() if ln.startswith("  member ")]
+        assert len(lines) == 2 and all(ln.split()[3] != "" for ln in lines)
+        return sum(int(ln.split()[-2]) for ln in lines)
+
+    # the group reads everything the first time, and on the second run only what is new
+    assert group_reads(r.stdout) == 1850 and group_reads(r2.stdout) == 1850
+    lags = [ln for ln in r2.stdout.splitlines() if ", lag " in ln]
+    assert len(lags) == 4 and all(ln.endswith("lag 0") for ln in lags)
+
 
 def test_every_command_has_help():
     def walk(group, path):
