@@ -864,11 +864,11 @@ def consume(
                     wait = 0.0 if exit_at_end else 0.2
                     if deadline is not None:
                         wait = max(0.0, min(wait, deadline - time.monotonic()))
-                    if exit_at_end and group_id is not None and consumer.generation < 0:
+                    if exit_at_end and consumer.rebalancing:
                         wait = 0.05  # not yet given partitions by the group: its end is not known
                     chunk = consumer.poll_columns(wait)
                     if chunk is None:
-                        at_end = exit_at_end and (group_id is None or consumer.generation >= 0)
+                        at_end = exit_at_end and not consumer.rebalancing
                         if at_end or (deadline is not None and time.monotonic() >= deadline):
                             break
                         continue

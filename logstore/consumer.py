@@ -35,6 +35,7 @@ import datetime as _dt
 import gc
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import partial
 from itertools import repeat
@@ -80,6 +81,7 @@ _DEFAULTS: dict[str, Any] = {
     "partition_assignment_strategy": "roundrobin",
     "on_assign": None,
     "on_revoke": None,
+    "on_lost": None,
     "clock": time.monotonic,  # heartbeats and timeouts; injectable for tests
 }
 _RESETS = ("earliest", "latest", "none")
@@ -118,7 +120,7 @@ def _config(config: Mapping[str, Any] | None, kwargs: Mapping[str, Any]) -> dict
         out["consumer_timeout_ms"] = None
     if out["on_partition_eof"] is not None and not callable(out["on_partition_eof"]):
         raise InvalidConfigError("on_partition_eof must be a callable taking (TopicPartition, offset).")
-    for name in ("on_assign", "on_revoke"):
+    for name in ("on_assign", "on_revoke", "on_lost"):
         if out[name] is not None and not callable(out[name]):
             raise InvalidConfigError(f"{name} must be a callable taking (consumer, [TopicPartition, ...]).")
     if out["heartbeat_interval_ms"] >= out["session_timeout_ms"]:
@@ -194,6 +196,8 @@ class Consumer:
             leaves the group (its partitions go to others) and rejoins at its next poll.
         on_assign, on_revoke (None): called as ``f(consumer, [TopicPartition, ...])`` after
             partitions are assigned and before they are given up (confluent-kafka's signature).
+        on_lost (None): called the same way when partitions were taken away without a chance to
+            commit (this member was expired); commits there fail. Unset: on_revoke is called.
 
     Raises InvalidConfigError for an unknown or bad setting, UnknownTopicError for an unknown
     topic.
@@ -240,10 +244,12 @@ class Consumer:
         # Set by the heartbeat thread when the group needs this member (a rebalance started, or it
         # was expired): the next poll follows the group even in the middle of a chunk.
         self._group_attention = False
+        self._group_phase = "wait"  # what the last look at the group found ("ok": settled)
         gid = self.config["group_id"]
         if gid is not None:
             self._member = GroupMember(store, gid, self, self.config, self.config["clock"])
-            self.poll = self._member_poll  # type: ignore[method-assign]
+            # A consumer dropped without close() still leaves its group (and frees its files).
+            self._finalizer = weakref.finalize(self, self._member.close)
         if topics:
             self.subscribe(topics)
 
@@ -616,9 +622,10 @@ class Consumer:
         batch: a damaged batch is never skipped.
         """
         it = self._live
-        if it is not None:
+        if it is not None and not self._group_attention:
             for record in it:  # the common case: the next record of the current chunk
                 return record
+        self._detach()
         self._check_open()
         if self._member is not None:
             self._group_poll()
@@ -690,7 +697,13 @@ class Consumer:
                 if self._member is not None:
                     self._detach()
                     self._group_poll()
-                if not self._next_chunk(timeout):
+                    if self.config["stop_at_end"] and self.rebalancing:
+                        # The end of a member's partitions is not known before it has them.
+                        if not self._next_chunk(self._max_wait):
+                            continue
+                    elif not self._next_chunk(timeout):
+                        break
+                elif not self._next_chunk(timeout):
                     break
                 records = self._records if self._records is not None else self._materialize()
                 it = iter(records)
@@ -722,13 +735,6 @@ class Consumer:
             )
         return self._member
 
-    def _member_poll(self, timeout: float = 1.0) -> Record | None:
-        """poll() of a group member: as poll(), but it first follows the group when the heartbeat
-        thread saw a rebalance, even with records of the current chunk left."""
-        if self._group_attention:
-            self._detach()
-        return Consumer.poll(self, timeout)
-
     def _group_poll(self) -> None:
         """At the start of a poll: a sign of life, auto-commit, then follow the group."""
         self._group_attention = False
@@ -745,46 +751,69 @@ class Consumer:
             self._group_tick()
 
     def _group_tick(self) -> None:
-        """Follow the group: join, give up partitions in a rebalance, take up a new assignment."""
+        """Follow the group: join, give up partitions in a rebalance, take up a new assignment.
+        The membership steps always complete; an exception from a rebalance callback is raised
+        afterwards (so a failing callback cannot wedge the member or hold up the group)."""
         m = self._member
         assert m is not None and self._subscription is not None
+        error: BaseException | None = None
         if not m.joined:
             if self._order:  # put out of the group (poll timeout): the partitions are gone
-                self._group_revoke(lost=True)
+                error = self._group_revoke(lost=True)
             m.join(self._subscription)
         kind, arg = m.tick()
+        self._group_phase = kind
         if kind == "lost":
-            self._group_revoke(lost=True)
+            error = self._group_revoke(lost=True) or error
             m.forget()
             m.join(self._subscription)
             kind, arg = m.tick()
         if kind == "revoke":
-            self._group_revoke(lost=False)
+            error = self._group_revoke(lost=False) or error
             m.rejoined()
             kind, arg = m.tick()
         if kind == "assign":
-            self._group_adopt(arg)
+            generation, tps = arg
+            error = self._group_adopt(tps) or error
+            m.adopted(generation)
+            kind = "ok"
+        self._group_phase = kind
+        if error is not None:
+            raise error
 
-    def _group_revoke(self, lost: bool) -> None:
+    @property
+    def rebalancing(self) -> bool:
+        """True while this group member has no current assignment: it has not joined yet, or a
+        rebalance is in progress. Always False outside a group."""
+        return self._group_mode and (self.generation < 0 or self._group_phase != "ok")
+
+    def _group_revoke(self, lost: bool) -> BaseException | None:
         """Give up every partition: commit what was handed out (auto-commit; not when the member
-        was already put out), call on_revoke, drop positions and the buffered chunk."""
+        was already put out), call on_revoke (on_lost when lost), drop positions and the
+        buffered chunk. Returns what the callback raised, if anything."""
         parts = list(self._order)
-        if not lost and self.config["enable_auto_commit"] and parts:
-            try:
-                self._commit_consumed()
-            except CommitFailedError:
-                pass
-        cb = self.config["on_revoke"]
-        if cb is not None and parts:
-            cb(self, parts)
-        self._drop_buffer()
-        self._positions = {}
-        self._set_assignment([])
-        self._committed_positions = {}
+        error: BaseException | None = None
+        try:
+            if not lost and self.config["enable_auto_commit"] and parts:
+                try:
+                    self._commit_consumed()
+                except CommitFailedError:
+                    pass
+            cb = (self.config["on_lost"] or self.config["on_revoke"]) if lost else self.config["on_revoke"]
+            if cb is not None and parts:
+                cb(self, parts)
+        except Exception as e:  # raised by _group_tick once the membership step is done
+            error = e
+        finally:
+            self._drop_buffer()
+            self._positions = {}
+            self._set_assignment([])
+            self._committed_positions = {}
+        return error
 
-    def _group_adopt(self, tps: list[TopicPartition]) -> None:
+    def _group_adopt(self, tps: list[TopicPartition]) -> BaseException | None:
         """Take up a new assignment: each partition from its committed offset, else by
-        auto_offset_reset."""
+        auto_offset_reset. Returns what on_assign raised, if anything."""
         committed = self._group().committed()
         self._drop_buffer()
         self._positions = {}
@@ -796,15 +825,22 @@ class Consumer:
         self._committed_positions = {tp: om.offset for tp, om in committed.items() if tp in self._positions}
         cb = self.config["on_assign"]
         if cb is not None:
-            cb(self, list(tps))
+            try:
+                cb(self, list(tps))
+            except Exception as e:
+                return e
+        return None
 
-    def _leave_group(self) -> None:
+    def _leave_group(self, autocommit: bool = True) -> None:
         m = self._member
         if m is None:
             return
+        error = None
         try:
-            if self._group_mode and m.joined:
-                self._group_revoke(lost=False)
+            if not autocommit:
+                pass  # leave without committing (or calling on_revoke, which may commit)
+            elif self._group_mode and m.joined:
+                error = self._group_revoke(lost=False)
             elif not self._group_mode and self.config["enable_auto_commit"]:
                 try:
                     self._commit_consumed()
@@ -812,6 +848,8 @@ class Consumer:
                     pass
         finally:
             m.leave()
+        if error is not None:
+            raise error
 
     def _consumed(self) -> dict[TopicPartition, int]:
         """The position of every assigned partition that has one: the offset after the last
@@ -838,6 +876,8 @@ class Consumer:
         m = self._group()
         if self._group_mode:
             if not m.joined:
+                if m.left_reason:
+                    raise CommitFailedError(m.group, f"this member is no longer in the group ({m.left_reason})")
                 raise CommitFailedError(
                     m.group, "this consumer has not joined the group yet (it joins at its first poll)"
                 )
@@ -932,21 +972,23 @@ class Consumer:
         self._woken = True
         self._wake.set()
 
-    def close(self) -> None:
+    def close(self, autocommit: bool = True) -> None:
         """Stop reading: a poll or iteration blocked in another thread returns. Idempotent. The
         store stays open (it belongs to the caller).
 
-        A group member first commits the positions of the records handed out (with auto-commit),
-        calls on_revoke and leaves the group, so its partitions move to the others at once. Call
-        it from the polling thread once the records are processed; from another thread, wakeup()
-        the poller and let it close."""
+        A group member first commits the positions of the records handed out (with auto-commit,
+        unless ``autocommit=False``), calls on_revoke and leaves the group, so its partitions move
+        to the others at once. Call it from the polling thread once the records are processed;
+        from another thread, wakeup() the poller and let it close. Leaving a ``with`` block by an
+        exception closes with ``autocommit=False``: the record being handled when it was raised
+        is delivered again, not committed."""
         if self._closed:
             return
         if self._member is not None:
             try:
-                self._leave_group()
+                self._leave_group(autocommit)
             finally:
-                self._member.close()
+                self._finalizer()  # GroupMember.close(), once
         self._closed = True
         self._detach()
         self._wake.set()
@@ -959,8 +1001,8 @@ class Consumer:
     def __enter__(self) -> Consumer:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        self.close(autocommit=exc_type is None)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{len(self._order)} partitions"

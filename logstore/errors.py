@@ -197,11 +197,12 @@ class CommitFailedError(LogStoreError):
 
     exit_code = 4
 
-    def __init__(self, group: str, reason: str) -> None:
+    def __init__(self, group: str, reason: str, hint: str = "") -> None:
         self.group = group
         super().__init__(
             f"commit to consumer group '{group}' failed: {reason}.",
-            "Nothing was committed. Keep polling: the consumer rejoins the group and gets a new assignment "
+            hint
+            or "Nothing was committed. Keep polling: the consumer rejoins the group and gets a new assignment "
             "(process faster, or raise max_poll_interval_ms, if this repeats).",
         )
 

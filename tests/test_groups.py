@@ -633,3 +633,145 @@ def test_threads_of_one_process_are_members_too(filled):
     records = [(p, o) for _, p, o in seen]
     assert len(records) == len(set(records)) == total  # each exactly once: no crash, clean rebalances
     assert len({n for n, _, _ in seen}) >= 2  # the work was shared
+
+
+# --- found in review: each of these failed before its fix ---------------------------------------
+
+
+def test_deleting_a_group_under_an_open_consumer_does_not_split_the_lock(filled):
+    waiting = Consumer(filled, "t", group_id="g")  # opened the group's lock file, not yet a member
+    _commit_as(filled, "g", {T("t", 0): 1})
+    delete_group(filled, "g")
+    other = Consumer(filled, "t", group_id="g")
+    other.poll(0.2)  # makes the group again
+    waiting.poll(0.2)  # must take the new lock, not its unlinked one
+    assert not waiting._member.files.lock.is_unlinked()
+    settle(waiting, other)
+    assert waiting.assignment() | other.assignment() == {T("t", p) for p in range(4)}
+    assert not waiting.assignment() & other.assignment()
+    waiting.close()
+    other.close()
+
+
+def test_a_handler_exception_inside_with_does_not_commit_the_failed_record(filled):
+    with pytest.raises(RuntimeError), Consumer(filled, "t", group_id="g") as c:
+        for r in c:
+            if r.offset == 5:
+                failed = r
+                raise RuntimeError("handler failed")
+    with Consumer(filled, "t", group_id="g") as c:
+        assert c.committed(T("t", failed.partition)) in (None, failed.offset)
+        again = [r for r in _drain(c) if r.partition == failed.partition]
+        assert again[0].offset <= failed.offset  # delivered again
+
+
+def test_a_failing_on_revoke_neither_wedges_the_member_nor_holds_up_the_group(filled):
+    def boom(consumer, parts):
+        raise ValueError("on_revoke failed")
+
+    c1 = Consumer(filled, "t", group_id="g", on_revoke=boom)
+    c1.poll(0.2)
+    c2 = Consumer(filled, "t", group_id="g")
+    c2.poll(0.05)
+    with pytest.raises(ValueError, match="on_revoke failed"):
+        c1.poll(0.05)  # the callback's error surfaces, after the member gave up and rejoined
+    settle(c1, c2)
+    assert len(c1.assignment()) == len(c2.assignment()) == 2
+    c1.config["on_revoke"] = None
+    c1.close()
+    c2.close()
+
+
+def test_lost_partitions_go_to_on_lost_and_the_member_rejoins(filled, clock):
+    lost, revoked = [], []
+    c1 = Consumer(
+        filled,
+        "t",
+        group_id="g",
+        clock=clock,
+        max_poll_interval_ms=10_000,
+        on_lost=lambda c, p: lost.append(sorted(p)),
+        on_revoke=lambda c, p: revoked.append(sorted(p)),
+    )
+    c1.poll(0.2)
+    c1._member.heartbeat()
+    clock.t += 11
+    c1._member.heartbeat()  # put out for not polling
+    c1.poll(0.2)
+    assert lost == [[T("t", p) for p in range(4)]] and revoked == []
+    assert c1.assignment() == {T("t", p) for p in range(4)} and c1.generation > 1
+    c1.close()
+
+
+def test_a_dropped_consumer_leaves_its_group(filled):
+    import gc
+
+    c1 = Consumer(filled, "t", group_id="g")
+    c1.poll(0.2)
+    member = c1.member_id
+    del c1
+    gc.collect()
+    d = describe_group(filled, "g")
+    assert member not in {m.member_id for m in d.members} and d.state == "Empty"
+
+
+def test_an_on_assign_error_still_leaves_the_member_holding_its_partitions(filled):
+    calls = []
+
+    def on_assign(c, parts):
+        calls.append(parts)
+        if len(calls) == 1:
+            raise KeyError("on_assign failed")
+
+    with Consumer(filled, "t", group_id="g", on_assign=on_assign) as c:
+        with pytest.raises(KeyError):
+            c.poll(0.2)
+        assert c.generation == 1 and len(c.assignment()) == 4
+        assert len(_drain(c)) == 400
+
+
+def test_stop_at_end_iteration_waits_for_the_assignment(filled):
+    c1 = Consumer(filled, "t", group_id="g")
+    c1.poll(0.2)
+    c2 = Consumer(filled, "t", group_id="g", stop_at_end=True)
+    import threading
+    import time
+
+    def keep_polling():  # c1 must poll to give up its partitions; slowly, so it leaves c2 records
+        while not c2.closed and len(c2.assignment()) < 2:
+            c1.poll(0.02)
+            time.sleep(0.02)
+
+    t = threading.Thread(target=keep_polling)
+    t.start()
+    seen = list(c2)
+    t.join(5)
+    assert len(c2.assignment()) == 2 and seen
+    assert {r.partition for r in seen} == {tp.partition for tp in c2.assignment()}
+    c1.close()
+    c2.close()
+
+
+def test_reset_all_topics_touches_only_committed_partitions_and_to_current_falls_back_to_the_end(filled):
+    _commit_as(filled, "g", {T("t", 1): 4})
+    plan = reset_offsets(filled, "g", ResetTarget.shift_by(1))  # --all-topics: only t-1 has a commit
+    assert [(r.partition, r.new_offset) for r in plan] == [(1, 5)]
+    plan = reset_offsets(filled, "g", ResetTarget.current(), topics=[("t", [0, 1])])
+    assert [(r.partition, r.new_offset) for r in plan] == [(0, filled.partition("t", 0).next_offset), (1, 4)]
+
+
+def test_lag_is_negative_when_the_log_was_cut_below_a_commit(filled):
+    log = filled.partition("t", 0)
+    log.append_records([b"x", b"y", b"z"])  # a batch of its own, so the cut falls on a batch boundary
+    end = log.next_offset
+    _commit_as(filled, "g", {T("t", 0): end})
+    log.truncate_to(end - 3)
+    row = describe_group(filled, "g").partitions[0]
+    assert (row.current_offset, row.log_end_offset, row.lag) == (end, end - 3, -3)
+
+
+def test_a_group_id_that_looks_like_a_deleted_directory_is_still_listed(filled):
+    _commit_as(filled, "x.deleted", {T("t", 0): 1})
+    assert list_groups(filled) == ["x.deleted"]
+    delete_group(filled, "x.deleted")
+    assert list_groups(filled) == []

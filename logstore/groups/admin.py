@@ -145,9 +145,8 @@ def _open(store: object, group: str, clock: Callable[[], float], *, create: bool
     return GroupFiles(store, group, clock=clock, create=create)
 
 
-def _settle(files: GroupFiles) -> tuple[GroupState, list[str]]:
+def _settle(files: GroupFiles, state: GroupState) -> tuple[GroupState, list[str]]:
     """The state after expiring dead or late members (caller holds the lock)."""
-    state = files.load()
     now = files.clock()
     if not files.needs_expiry(state, now):
         return state, []
@@ -158,11 +157,12 @@ def _settle(files: GroupFiles) -> tuple[GroupState, list[str]]:
 
 def describe_group(store: object, group: str, *, clock: Callable[[], float] = time.monotonic) -> GroupDescription:
     """State, members and per-partition lag of ``group``: every partition assigned to a member
-    or holding a committed offset, sorted. Raises UnknownGroupError."""
+    or holding a committed offset, sorted. LAG is LOG-END-OFFSET minus CURRENT-OFFSET, as Kafka
+    computes it (negative if the log was cut back below a commit). Raises UnknownGroupError."""
     files = _open(store, group, clock)
     try:
-        with files.lock:
-            state, removed = _settle(files)
+        with files.locked() as state:
+            state, removed = _settle(files, state)
             committed = files.offsets.read()
             problems = list(files.offsets.problems) + ([state.recovered] if state.recovered else [])
     finally:
@@ -188,7 +188,7 @@ def describe_group(store: object, group: str, *, clock: Callable[[], float] = ti
             end = None  # the topic was deleted (or recreated smaller) since the commit
         om = committed.get(tp)
         cur = None if om is None else om.offset
-        lag = None if cur is None or end is None else max(end - cur, 0)
+        lag = None if cur is None or end is None else end - cur
         m = owner.get(tp)
         rows.append(
             PartitionLag(
@@ -218,9 +218,8 @@ def describe_group(store: object, group: str, *, clock: Callable[[], float] = ti
 def _partitions(
     store: object, topics: Sequence[str | tuple[str, Iterable[int] | None]] | None, committed: Iterable[TopicPartition]
 ) -> list[TopicPartition]:
-    if topics is None:  # every topic the group has committed offsets for
-        names = sorted({tp.topic for tp in committed})
-        topics = list(names)
+    if topics is None:  # --all-topics: the partitions the group has committed offsets for (Kafka's rule)
+        return sorted(committed)
     out: list[TopicPartition] = []
     for item in topics:
         topic, parts = (item, None) if isinstance(item, str) else item
@@ -243,71 +242,81 @@ def reset_offsets(
 ) -> list[OffsetReset]:
     """Plan (and with ``execute``, commit) new offsets for ``group``.
 
-    ``topics``: topic names, or ``(topic, [partitions])`` pairs; None means every topic the group
-    has committed offsets for. A group that does not exist yet is created by an executed reset
-    (so a new consumer group can start from a chosen point). A target outside a partition's log
-    raises ResetOutOfRangeError unless ``clamp`` moves it to the nearest end; ``shift`` from a
-    partition without a committed offset raises ValueError.
+    ``topics``: topic names (every partition), or ``(topic, [partitions])`` pairs; None means
+    every partition the group has a committed offset for (Kafka's ``--all-topics``). A group that
+    does not exist yet is created by an executed reset (so a new consumer group can start from a
+    chosen point). ``current`` keeps each committed offset (the log end where there is none, as
+    Kafka). A target outside a partition's log raises ResetOutOfRangeError unless ``clamp`` moves
+    it to the nearest end; ``shift`` from a partition without a committed offset raises
+    ValueError (Kafka refuses it too).
 
     Raises GroupNotEmptyError while the group has live members (nothing is changed),
     UnknownTopicError / UnknownPartitionError.
     """
-    files = None
-    committed: dict[TopicPartition, OffsetAndMetadata] = {}
-    if group in list_groups(store) or execute:
-        files = _open(store, group, clock, create=True)
-        files.lock.acquire()
+    if group not in list_groups(store) and not execute:
+        return _plan(store, group, target, topics, {}, clamp)
+    files = _open(store, group, clock, create=True)
     try:
-        if files is not None:
-            state, _ = _settle(files)
+        with files.locked() as state:
+            state, _ = _settle(files, state)
             if state.members:
                 raise GroupNotEmptyError(group, "reset the offsets of", sorted(state.members))
-            committed = files.offsets.read()
-        plan = []
-        for tp in _partitions(store, topics, committed):
-            log = store.partition(tp.topic, tp.partition)  # type: ignore[attr-defined]
-            log.refresh()
-            start, end = log.log_start_offset, log.next_offset
-            om = committed.get(tp)
-            cur = None if om is None else om.offset
-            if target.kind == "earliest":
-                new = start
-            elif target.kind == "latest":
-                new = end
-            elif target.kind == "offset":
-                new = target.value
-            elif target.kind in ("shift", "current"):
-                if cur is None:
-                    raise ValueError(
-                        f"group '{group}' has no committed offset for {tp} to "
-                        f"{'shift' if target.kind == 'shift' else 'keep'}; reset it --to-earliest, --to-latest "
-                        "or --to-offset instead (or name only partitions with commits)"
-                    )
-                new = cur + (target.value if target.kind == "shift" else 0)
-            elif target.kind == "timestamp":
-                found = log.offset_for_time(target.value)
-                new = end if found is None else found.offset
-            else:
-                raise ValueError(f"unknown reset target {target.kind!r}")
-            if not start <= new <= end:
-                if not clamp:
-                    raise ResetOutOfRangeError(group, tp, new, start, end)
-                new = min(max(new, start), end)
-            plan.append(OffsetReset(group, tp.topic, tp.partition, cur, new))
-        if execute and files is not None and plan:
-            files.offsets.append(
-                {
-                    "gen": -1,
-                    "member": "admin:reset-offsets",
-                    "ts": int(time.time() * 1000),
-                    "offsets": [[r.topic, r.partition, r.new_offset, ""] for r in plan],
-                }
-            )
-        return plan
+            plan = _plan(store, group, target, topics, files.offsets.read(), clamp)
+            if execute and plan:
+                files.offsets.append(
+                    {
+                        "gen": -1,
+                        "member": "admin:reset-offsets",
+                        "ts": int(time.time() * 1000),
+                        "offsets": [[r.topic, r.partition, r.new_offset, ""] for r in plan],
+                    }
+                )
+            return plan
     finally:
-        if files is not None:
-            files.lock.release()
-            files.close()
+        files.close()
+
+
+def _plan(
+    store: object,
+    group: str,
+    target: ResetTarget,
+    topics: Sequence[str | tuple[str, Iterable[int] | None]] | None,
+    committed: dict[TopicPartition, OffsetAndMetadata],
+    clamp: bool,
+) -> list[OffsetReset]:
+    plan = []
+    for tp in _partitions(store, topics, committed):
+        log = store.partition(tp.topic, tp.partition)  # type: ignore[attr-defined]
+        log.refresh()
+        start, end = log.log_start_offset, log.next_offset
+        om = committed.get(tp)
+        cur = None if om is None else om.offset
+        if target.kind == "earliest":
+            new = start
+        elif target.kind == "latest":
+            new = end
+        elif target.kind == "offset":
+            new = target.value
+        elif target.kind == "current":
+            new = end if cur is None else cur
+        elif target.kind == "shift":
+            if cur is None:
+                raise ValueError(
+                    f"group '{group}' has no committed offset for {tp} to shift; reset it with --to-earliest, "
+                    "--to-latest or --to-offset instead (or name only partitions with commits)"
+                )
+            new = cur + target.value
+        elif target.kind == "timestamp":
+            found = log.offset_for_time(target.value)
+            new = end if found is None else found.offset
+        else:
+            raise ValueError(f"unknown reset target {target.kind!r}")
+        if not start <= new <= end:
+            if not clamp:
+                raise ResetOutOfRangeError(group, tp, new, start, end)
+            new = min(max(new, start), end)
+        plan.append(OffsetReset(group, tp.topic, tp.partition, cur, new))
+    return plan
 
 
 def delete_group(store: object, group: str, *, clock: Callable[[], float] = time.monotonic) -> None:
@@ -315,8 +324,8 @@ def delete_group(store: object, group: str, *, clock: Callable[[], float] = time
     while it has live members."""
     files = _open(store, group, clock)
     try:
-        with files.lock:
-            state, _ = _settle(files)
+        with files.locked() as state:
+            state, _ = _settle(files, state)
             if state.members:
                 raise GroupNotEmptyError(group, "delete", sorted(state.members))
             remove_group_dir(files.dir)

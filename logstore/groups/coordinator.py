@@ -51,7 +51,8 @@ import time
 import urllib.parse
 import uuid
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -154,7 +155,32 @@ class GroupFiles:
         self.lock = FileLock(os.path.join(self.dir, LOCK_FILE), 60.0, f"consumer group '{group}'")
         self.offsets = OffsetLog(os.path.join(self.dir, OFFSETS_FILE))
         self._state_path = os.path.join(self.dir, STATE_FILE)
-        self._cache: tuple[tuple[int, int, int], GroupState] | None = None
+        self._cache: tuple[tuple[int, ...], GroupState] | None = None
+
+    @contextmanager
+    def locked(self) -> Iterator[GroupState]:
+        """Hold the group lock and yield the state read afresh under it. If the group was deleted
+        since this lock file was opened, the directory is made again and the new lock taken, so
+        two processes never hold "the" lock of one group at once."""
+        for _ in range(10):
+            self.lock.acquire()
+            if not self.lock.is_unlinked():
+                break
+            self.lock.release()
+            self.lock.close()
+            try:
+                os.makedirs(self.members_dir, exist_ok=True)
+            except OSError as e:
+                raise StorageError("create", self.members_dir, e) from e
+            self.lock = FileLock(os.path.join(self.dir, LOCK_FILE), 60.0, f"consumer group '{self.group}'")
+            self.offsets = OffsetLog(self.offsets.path)
+        else:  # pragma: no cover - deleted ten times in a row
+            raise StorageError("lock", self.lock.path, OSError(0, "the group directory keeps being deleted"))
+        try:
+            self._cache = None
+            yield self.load()
+        finally:
+            self.lock.release()
 
     def close(self) -> None:
         self.lock.close()
@@ -168,7 +194,7 @@ class GroupFiles:
             st = os.stat(self._state_path)
         except FileNotFoundError:
             return self._fresh(None)
-        key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        key = (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
         if self._cache is not None and self._cache[0] == key:
             return self._cache[1]
         try:
@@ -342,7 +368,12 @@ class GroupFiles:
         return False
 
     def check_commit(
-        self, state: GroupState, member_id: str | None, generation: int, tps: Iterable[TopicPartition]
+        self,
+        state: GroupState,
+        member_id: str | None,
+        generation: int,
+        tps: Iterable[TopicPartition],
+        left_reason: str | None = None,
     ) -> None:
         """Raise CommitFailedError unless this member may commit ``tps`` now (see the module
         docstring: fencing)."""
@@ -352,13 +383,13 @@ class GroupFiles:
                     self.group,
                     f"the group has live members ({', '.join(sorted(state.members))}); a consumer with a manual "
                     "assignment may commit only to a group without members",
+                    hint="Nothing was committed. Stop the group's members first, or commit from a member.",
                 )
             return
         info = state.members.get(member_id)
         if info is None:
-            raise CommitFailedError(
-                self.group, f"member {member_id} is no longer in the group (it left, or was expired)"
-            )
+            why = left_reason or "it left, or was expired"
+            raise CommitFailedError(self.group, f"member {member_id} is no longer in the group ({why})")
         if state.generation != generation:
             raise CommitFailedError(
                 self.group, f"generation {generation} is stale: the group is at generation {state.generation}"
@@ -431,12 +462,12 @@ class GroupMember:
             self.topics = tuple(topics)
             member_id = f"{self.client_id}-{uuid.uuid4()}"
             path = self.files.member_path(member_id)
+            os.makedirs(self.files.members_dir, exist_ok=True)  # the group may have been deleted meanwhile
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 os.pwrite(fd, _HB.pack(self.clock()), 0)
-                with self.files.lock:
-                    state = self.files.load()
+                with self.files.locked() as state:
                     now = self.clock()
                     self.files.expire(state, now)
                     if state.members and state.protocol not in self.strategies:
@@ -482,8 +513,7 @@ class GroupMember:
                 return
             member_id, self.member_id = self.member_id, None
             try:
-                with self.files.lock:
-                    state = self.files.load()
+                with self.files.locked() as state:
                     if member_id in state.members:
                         self.files.remove_member(state, member_id, self.clock())
                         self.files.maybe_complete(state)
@@ -514,8 +544,7 @@ class GroupMember:
             self.topics = tuple(topics)
             if self.member_id is None:
                 return
-            with self.files.lock:
-                state = self.files.load()
+            with self.files.locked() as state:
                 info = state.members.get(self.member_id)
                 if info is None:
                     return  # gone: the next tick rejoins with the new topics
@@ -533,7 +562,8 @@ class GroupMember:
         partitions without committing and call :meth:`join` again;
         ``("revoke", None)``: a rebalance started; it must commit, give up its partitions and call
         :meth:`rejoined`;
-        ``("assign", [tps])``: a new generation is ready; these are its partitions;
+        ``("assign", (generation, [tps]))``: a new generation is ready; these are its partitions
+        (the caller calls :meth:`adopted` once it has taken them up);
         ``("wait", None)``: a rebalance is in progress and it has rejoined;
         ``("ok", None)``: nothing changed.
         """
@@ -550,14 +580,17 @@ class GroupMember:
                 self.housekeep(state)
             return "wait", None
         if state.state == "Stable" and state.generation != self.generation:
-            self.generation = state.generation
-            return "assign", state.owned(self.member_id)  # type: ignore[arg-type]
+            # The caller sets self.generation once it has taken the partitions up (adopted()).
+            return "assign", (state.generation, state.owned(self.member_id))  # type: ignore[arg-type]
         return "ok", None
+
+    def adopted(self, generation: int) -> None:
+        """This member now reads the partitions of ``generation``; commits are checked against it."""
+        self.generation = generation
 
     def rejoined(self) -> None:
         """Mark this member as having given up its partitions in the rebalance in progress."""
-        with self._mutex, self.files.lock:
-            state = self.files.load()
+        with self._mutex, self.files.locked() as state:
             info = state.members.get(self.member_id) if self.member_id is not None else None
             if info is None or state.state != "PreparingRebalance":
                 return
@@ -568,9 +601,8 @@ class GroupMember:
     def commit(self, offsets: Mapping[TopicPartition, OffsetAndMetadata | None]) -> None:
         """Store ``offsets`` if this member may (see GroupFiles.check_commit); else raise
         CommitFailedError and store nothing."""
-        with self._mutex, self.files.lock:
-            state = self.files.load()
-            self.files.check_commit(state, self.member_id, self.generation, offsets)
+        with self._mutex, self.files.locked() as state:
+            self.files.check_commit(state, self.member_id, self.generation, offsets, self.left_reason)
             self.files.write_offsets(self.member_id, self.generation, offsets)
 
     def forget(self) -> None:
@@ -585,8 +617,7 @@ class GroupMember:
 
     def commit_unassigned(self, offsets: Mapping[TopicPartition, OffsetAndMetadata | None]) -> None:
         """A commit by a consumer with a manual assignment (no membership)."""
-        with self.files.lock:
-            state = self.files.load()
+        with self.files.locked() as state:
             self.files.check_commit(state, None, -1, offsets)
             self.files.write_offsets(None, -1, offsets)
 
@@ -647,8 +678,7 @@ class GroupMember:
         now = self.clock()
         if not self.files.needs_expiry(state, now) and not self.files.partitions_changed(state):
             return
-        with self.files.lock:
-            state = self.files.load()
+        with self.files.locked() as state:
             self.removed += self.files.expire(state, now)
             if self.files.partitions_changed(state):
                 self.files.start_rebalance(state, now)
@@ -686,7 +716,7 @@ def list_group_ids(store_path: str) -> list[str]:
     out = []
     for n in names:
         d = os.path.join(root, n)
-        if n.endswith(".deleted") or not os.path.isdir(d):
+        if "!" in n or not os.path.isdir(d):  # "!" never survives %-escaping: a deleted group
             continue
         if os.path.isfile(os.path.join(d, STATE_FILE)) or os.path.isfile(os.path.join(d, OFFSETS_FILE)):
             out.append(group_from_dir_name(n))
@@ -694,9 +724,9 @@ def list_group_ids(store_path: str) -> list[str]:
 
 
 def remove_group_dir(path: str) -> None:
-    """Delete a group's directory crash-safely: rename it to ``<name>.<uuid>.deleted``, fsync,
-    then remove it (a leftover ``.deleted`` directory is ignored and removed later)."""
-    gone = f"{path}.{uuid.uuid4().hex}.deleted"
+    """Delete a group's directory crash-safely: rename it to ``<name>!<uuid>.deleted`` (a name no
+    group id escapes to), fsync, then remove it (a leftover is ignored)."""
+    gone = f"{path}!{uuid.uuid4().hex}.deleted"
     try:
         os.rename(path, gone)
         fsync_dir(os.path.dirname(path))
