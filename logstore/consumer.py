@@ -86,6 +86,7 @@ _DEFAULTS: dict[str, Any] = {
 }
 _RESETS = ("earliest", "latest", "none")
 _FIRST_WAIT = 0.001  # seconds: the first back-off step while waiting for data
+_REBALANCE_WAIT = 0.01  # seconds: the longest back-off step while the group rebalances
 
 _new_record = partial(tuple.__new__, Record)
 
@@ -496,7 +497,7 @@ class Consumer:
                     if self._on_eof is not None:
                         self._on_eof(tp, pos)
                 return None
-            got = self._fetch_at(tp, log, pos, None)
+            got = self._fetch_at(tp, log, pos, first)
             if not len(got):
                 return None
         self._at_eof.discard(tp)
@@ -607,7 +608,8 @@ class Consumer:
                     return False
             finally:
                 self._waiting = False
-            pause = min(pause * 2, self._max_wait)
+            # A member waiting for a rebalance looks every 10 ms: the look is one stat of state.json.
+            pause = min(pause * 2, _REBALANCE_WAIT if self.rebalancing else self._max_wait)
             if self._group_mode:  # nothing is handed out but not yet committed here
                 before = self._member.generation if self._member is not None else -1
                 self._group_tick()
@@ -774,8 +776,7 @@ class Consumer:
             kind, arg = m.tick()
         if kind == "assign":
             generation, tps = arg
-            error = self._group_adopt(tps) or error
-            m.adopted(generation)
+            error = self._group_adopt(generation, tps) or error
             kind = "ok"
         self._group_phase = kind
         if error is not None:
@@ -811,9 +812,10 @@ class Consumer:
             self._committed_positions = {}
         return error
 
-    def _group_adopt(self, tps: list[TopicPartition]) -> BaseException | None:
-        """Take up a new assignment: each partition from its committed offset, else by
-        auto_offset_reset. Returns what on_assign raised, if anything."""
+    def _group_adopt(self, generation: int, tps: list[TopicPartition]) -> BaseException | None:
+        """Take up the assignment of ``generation``: each partition from its committed offset,
+        else by auto_offset_reset; then on_assign (which sees the new generation). Returns what
+        on_assign raised, if anything."""
         committed = self._group().committed()
         self._drop_buffer()
         self._positions = {}
@@ -823,6 +825,7 @@ class Consumer:
             self._positions[tp] = None if om is None else om.offset
         self._just_moved.update(tps)
         self._committed_positions = {tp: om.offset for tp, om in committed.items() if tp in self._positions}
+        self._group().adopted(generation)
         cb = self.config["on_assign"]
         if cb is not None:
             try:

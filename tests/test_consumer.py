@@ -1074,3 +1074,19 @@ def test_one_iteration_at_a_time(t20):
         got = [next(first).offset, next(second).offset]
         assert got == [0, 1]
         assert [r.offset for r in c] == list(range(2, 20))
+
+
+def test_a_seek_to_a_stale_end_still_reads_one_record_first(tmp_path):
+    """The scalar one-record read after a seek also applies when the log grew in another process
+    since this one last looked (the read is retried after refresh() with the same limit)."""
+    from logstore import LogStore
+
+    with LogStore(tmp_path / "s") as a, LogStore(tmp_path / "s") as b:
+        a.create_topic("t", 1)
+        a.append("t", 0, [b"x"])
+        with Consumer(a, "t") as c:
+            assert c.poll(1.0).offset == 0
+            b.append("t", 0, [b"v%d" % i for i in range(5000)])  # a's view still ends at 1
+            c.seek(TP0, 1)
+            assert c.poll(1.0).offset == 1
+            assert len(c._buf) == 1  # not a whole 1 MiB chunk

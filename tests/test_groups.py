@@ -775,3 +775,10 @@ def test_a_group_id_that_looks_like_a_deleted_directory_is_still_listed(filled):
     assert list_groups(filled) == ["x.deleted"]
     delete_group(filled, "x.deleted")
     assert list_groups(filled) == []
+
+
+def test_on_assign_sees_the_new_generation(filled):
+    seen = []
+    with Consumer(filled, "t", group_id="g", on_assign=lambda c, p: seen.append(c.generation)) as c:
+        c.poll(0.2)
+        assert seen == [c.generation] == [1]
