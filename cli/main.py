@@ -892,12 +892,11 @@ def consume(
             finally:
                 if not ignored:
                     signal.signal(signal.SIGINT, previous)
-            if interrupted:
-                if notes:
-                    click.echo(f"Processed a total of {total} messages", err=True)
-                sys.exit(130)
+    # The consumer is closed here (a group member has committed what was printed and left).
     if notes:
         click.echo(f"Processed a total of {total} messages", err=True)
+    if interrupted:
+        sys.exit(130)
 
 
 @cli.command()

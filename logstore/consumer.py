@@ -983,8 +983,8 @@ class Consumer:
         unless ``autocommit=False``), calls on_revoke and leaves the group, so its partitions move
         to the others at once. Call it from the polling thread once the records are processed;
         from another thread, wakeup() the poller and let it close. Leaving a ``with`` block by an
-        exception closes with ``autocommit=False``: the record being handled when it was raised
-        is delivered again, not committed."""
+        exception (other than SystemExit) closes with ``autocommit=False``: the record being
+        handled when it was raised is delivered again, not committed."""
         if self._closed:
             return
         if self._member is not None:
@@ -1004,8 +1004,10 @@ class Consumer:
     def __enter__(self) -> Consumer:
         return self
 
-    def __exit__(self, exc_type: object, *exc: object) -> None:
-        self.close(autocommit=exc_type is None)
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        # An exception (or Ctrl-C) may have come from the middle of handling a record: do not
+        # commit it. sys.exit() is a deliberate way out: commit as a plain close() does.
+        self.close(autocommit=exc_type is None or issubclass(exc_type, SystemExit))
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{len(self._order)} partitions"

@@ -186,3 +186,29 @@ def test_delete_and_unknown_groups(env):
     assert r.exit_code == 0 and "Deleted consumer group 'billing'" in r.stdout
     assert invoke("group", "list").stdout == ""
     assert invoke("group", "delete", "billing").exit_code == 3
+
+
+def test_ctrl_c_commits_exactly_what_was_printed(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "s"
+    with LogStore(path) as s:
+        s.create_topic("t", 2)
+        for p in (0, 1):
+            s.append("t", p, [b"%d-%d" % (p, i) for i in range(3000)])
+    env = dict(os.environ, LOGSTORE_DIR=str(path))
+    cmd = [sys.executable, "-m", "cli", "consume", "t", "-g", "g"]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=root)
+    time.sleep(2.0)  # everything is printed by now; the consumer waits for more
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130
+    printed = out.splitlines()
+    assert len(printed) == 6000 and b"Processed a total of 6000 messages" in err
+    with LogStore(path) as s, Consumer(s, group_id="g", enable_auto_commit=False) as c:
+        assert c.committed([T("t", 0), T("t", 1)]) == {T("t", 0): 3000, T("t", 1): 3000}
