@@ -46,7 +46,6 @@ import sqlite3
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -64,7 +63,6 @@ from logstore import Consumer, LogStore, PartitionLog, Producer, TopicPartition 
 from logstore.records.batch import iter_batches  # noqa: E402
 
 EVENTS = os.path.join(REPO, "data", "events.jsonl")
-RESULTS_DIR = os.path.join(REPO, "bench", "results")
 MiB = 1 << 20
 LONG_MAX = 2**63 - 1
 NO_FSYNC = {"flush.messages": LONG_MAX}  # for the copy read in 6 (how it is written does not matter)
@@ -831,9 +829,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = QUICK if args.quick else FULL
     profiles_on = (not args.quick) if args.profile is None else args.profile
     only = set((args.only or "1,5,6").split(","))
-    if args.dir:
-        os.makedirs(args.dir, exist_ok=True)
-    root = tempfile.mkdtemp(prefix="logstore-cbench-", dir=args.dir)
+    root = sb.make_root("logstore-cbench-", args.dir)
     mode = "quick" if args.quick else "full"
     started = time.time()
     t_start = time.perf_counter()
@@ -861,72 +857,15 @@ def main(argv: list[str] | None = None) -> int:
             bench.memory()
     finally:
         bench.close()
-        if args.keep:
-            progress(f"kept {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
+        sb.remove_root(root, args.keep)
     elapsed = time.perf_counter() - t_start
 
     results = sorted(bench.results, key=lambda r: int(r.id.split(".")[0]))  # stable: keeps order in a group
-    print(header)
-    print()
-    print(table(results))
-    print("\nnotes:")
-    for r in results:
-        if r.note:
-            print(f"  {r.id}: {r.note}")
-    missed = [r.id for r in results if r.ok is False]
-    skipped = [r.id for r in results if r.skipped]
-    met = sum(r.ok is True for r in results)
-    print()
-    print(
-        f"targets: {met} met, {len(missed)} missed"
-        + (f" ({', '.join(missed)})" if missed else "")
-        + (f", {len(skipped)} not measured ({', '.join(skipped)})" if skipped else "")
-    )
-    load_end = os.getloadavg()
-    print(f"run time {elapsed:.0f} s")
-    print(
-        f"load average at start: {' '.join(f'{x:.2f}' for x in info['load_average_start'])}, "
-        f"at end: {' '.join(f'{x:.2f}' for x in load_end)} (the bench itself keeps one core busy)"
-    )
-    for key, prof in bench.profiles.items():
-        sb.print_profile(f"{key}: {prof['title']}", prof)
-
-    out = args.out or os.path.join(
-        RESULTS_DIR, f"{datetime.date.today().isoformat()}-consumer{'-quick' if args.quick else ''}.json"
-    )
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    doc = {
-        "bench": "bench/consumer_bench.py",
-        "mode": mode,
-        "started": datetime.datetime.fromtimestamp(started).isoformat(timespec="seconds"),
-        "run_seconds": round(elapsed, 1),
-        "load_average": {"start": list(info["load_average_start"]), "end": list(load_end)},
-        "machine": info | {"sqlite": sqlite3.sqlite_version},
-        "sizes": sizes.__dict__,
-        "layouts": bench.layouts,
-        "results": [
-            {
-                "id": r.id,
-                "what": r.what.strip(),
-                "value": None if r.value is None else round(r.value, 3),
-                "unit": r.unit,
-                "target": r.target,
-                "result": r.verdict,
-                "note": r.note,
-                **({"detail": r.extra} if r.extra else {}),
-            }
-            for r in results
-        ],
-        "profiles": bench.profiles,
-    }
-    tmp = out + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(doc, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, out)
-    print(f"\nwrote {os.path.relpath(out, os.getcwd())}")
+    load_end = sb.print_report(header, results, elapsed, info["load_average_start"], bench.profiles)
+    machine = info | {"sqlite": sqlite3.sqlite_version}
+    doc = sb.run_doc("bench/consumer_bench.py", mode, started, elapsed, machine, load_end, sizes.__dict__)
+    doc |= {"layouts": bench.layouts, "results": sb.result_rows(results), "profiles": bench.profiles}
+    sb.write_results(args.out or sb.default_out("-consumer", args.quick), doc)
     return 0
 
 

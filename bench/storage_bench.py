@@ -361,6 +361,116 @@ def print_profile(title: str, prof: dict[str, Any]) -> None:
         print(f"    {row['incl_pct']:5.1f}%  {row['incl_s']:8.3f} s  {row['calls']:>8}  {row['function']}")
 
 
+# --- report (shared by the bench scripts) -------------------------------------------------------------
+
+
+def make_root(prefix: str, directory: str | None) -> str:
+    """A new temp directory for the bench files, in ``directory`` (created if needed) or the system temp dir."""
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+    return tempfile.mkdtemp(prefix=prefix, dir=directory)
+
+
+def remove_root(root: str, keep: bool) -> None:
+    """Remove the bench directory, or with ``keep`` say where it was kept."""
+    if keep:
+        progress(f"kept {root}")
+    else:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def print_report(
+    header: str,
+    results: list[Any],
+    elapsed: float,
+    load_start: tuple[float, ...],
+    profiles: dict[str, Any],
+    load_note: str = "the bench itself keeps one core busy",
+) -> tuple[float, float, float]:
+    """Print the end of a bench run: header, table, notes, targets, run time, load average and
+    profiles. ``results`` are ``Result``s, with or without a ``skipped`` field. Returns the load
+    average at the end."""
+    print(header)
+    print()
+    print(table(results))
+    print("\nnotes:")
+    for r in results:
+        if r.note:
+            print(f"  {r.id}: {r.note}")
+    missed = [r.id for r in results if r.ok is False]
+    skipped = [r.id for r in results if getattr(r, "skipped", "")]
+    met = sum(r.ok is True for r in results)
+    print()
+    print(
+        f"targets: {met} met, {len(missed)} missed"
+        + (f" ({', '.join(missed)})" if missed else "")
+        + (f", {len(skipped)} not measured ({', '.join(skipped)})" if skipped else "")
+    )
+    load_end = os.getloadavg()
+    print(f"run time {elapsed:.0f} s")
+    print(
+        f"load average at start: {' '.join(f'{x:.2f}' for x in load_start)}, "
+        f"at end: {' '.join(f'{x:.2f}' for x in load_end)} ({load_note})"
+    )
+    for key, prof in profiles.items():
+        print_profile(f"{key}: {prof['title']}", prof)
+    return load_end
+
+
+def default_out(suffix: str, quick: bool) -> str:
+    """``bench/results/<YYYY-MM-DD><suffix>[-quick].json``."""
+    return os.path.join(RESULTS_DIR, f"{datetime.date.today().isoformat()}{suffix}{'-quick' if quick else ''}.json")
+
+
+def run_doc(
+    script: str,
+    mode: str,
+    started: float,
+    elapsed: float,
+    info: dict[str, Any],
+    load_end: tuple[float, ...],
+    sizes: dict[str, Any],
+) -> dict[str, Any]:
+    """The keys every results JSON starts with (``info``: ``machine()``, perhaps with more keys)."""
+    return {
+        "bench": script,
+        "mode": mode,
+        "started": datetime.datetime.fromtimestamp(started).isoformat(timespec="seconds"),
+        "run_seconds": round(elapsed, 1),
+        "load_average": {"start": list(info["load_average_start"]), "end": list(load_end)},
+        "machine": info,
+        "sizes": sizes,
+    }
+
+
+def result_rows(results: list[Any], digits: int = 3) -> list[dict[str, Any]]:
+    """The ``results`` of a results JSON (a value of None stays None)."""
+    return [
+        {
+            "id": r.id,
+            "what": r.what.strip(),
+            "value": None if r.value is None else round(r.value, digits),
+            "unit": r.unit,
+            "target": r.target,
+            "result": r.verdict,
+            "note": r.note,
+            **({"detail": r.extra} if r.extra else {}),
+        }
+        for r in results
+    ]
+
+
+def write_results(out: str, doc: dict[str, Any]) -> None:
+    """Write ``doc`` to ``out`` as indented JSON (through a temp file and a rename) and say so."""
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    tmp = out + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(doc, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, out)
+    print(f"\nwrote {os.path.relpath(out, os.getcwd())}")
+
+
 # --- workloads ----------------------------------------------------------------------------------------
 
 
@@ -1213,9 +1323,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = QUICK if args.quick else FULL
     profiles_on = (not args.quick) if args.profile is None else args.profile
     only = set((args.only or "a,b,c,d,e").split(","))
-    if args.dir:
-        os.makedirs(args.dir, exist_ok=True)
-    root = tempfile.mkdtemp(prefix="logstore-bench-", dir=args.dir)
+    root = make_root("logstore-bench-", args.dir)
     mode = "quick" if args.quick else "full"
     started = time.time()
     t_start = time.perf_counter()
@@ -1242,67 +1350,17 @@ def main(argv: list[str] | None = None) -> int:
         if "d" in only:
             bench.lookups()
     finally:
-        if args.keep:
-            progress(f"kept {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
+        remove_root(root, args.keep)
     elapsed = time.perf_counter() - t_start
 
     order = {"a": 0, "b": 1, "c": 2, "d": 3, "e": 4}
     results = sorted(bench.results, key=lambda r: order[r.id[0]])  # stable: keeps order within a group
-    print(header)
-    print()
-    print(table(results))
-    print("\nnotes:")
-    for r in results:
-        if r.note:
-            print(f"  {r.id}: {r.note}")
-    missed = [r.id for r in results if r.ok is False]
-    print()
-    met = sum(r.ok is True for r in results)
-    print(f"targets: {met} met, {len(missed)} missed" + (f" ({', '.join(missed)})" if missed else ""))
-    load_end = os.getloadavg()
-    print(f"run time {elapsed:.0f} s")
-    print(
-        f"load average at start: {' '.join(f'{x:.2f}' for x in info['load_average_start'])}, "
-        f"at end: {' '.join(f'{x:.2f}' for x in load_end)} (the bench itself keeps one core busy)"
+    load_end = print_report(header, results, elapsed, info["load_average_start"], bench.profiles)
+    doc = run_doc(
+        "bench/storage_bench.py", mode, started, elapsed, info, load_end, sizes.__dict__ | {"b_batch": bench.b_batch}
     )
-    for key, prof in bench.profiles.items():
-        print_profile(f"{key}: {prof['title']}", prof)
-
-    out = args.out or os.path.join(
-        RESULTS_DIR, f"{datetime.date.today().isoformat()}{'-quick' if args.quick else ''}.json"
-    )
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    doc = {
-        "bench": "bench/storage_bench.py",
-        "mode": mode,
-        "started": datetime.datetime.fromtimestamp(started).isoformat(timespec="seconds"),
-        "run_seconds": round(elapsed, 1),
-        "load_average": {"start": list(info["load_average_start"]), "end": list(load_end)},
-        "machine": info,
-        "sizes": sizes.__dict__ | {"b_batch": bench.b_batch},
-        "results": [
-            {
-                "id": r.id,
-                "what": r.what.strip(),
-                "value": round(r.value, 3),
-                "unit": r.unit,
-                "target": r.target,
-                "result": r.verdict,
-                "note": r.note,
-                **({"detail": r.extra} if r.extra else {}),
-            }
-            for r in results
-        ],
-        "profiles": bench.profiles,
-    }
-    tmp = out + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(doc, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, out)
-    print(f"\nwrote {os.path.relpath(out, os.getcwd())}")
+    doc |= {"results": result_rows(results), "profiles": bench.profiles}
+    write_results(args.out or default_out("", args.quick), doc)
     return 0
 
 
