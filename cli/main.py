@@ -205,6 +205,21 @@ def topic_delete(obj: Ctx, name: str, if_exists: bool, yes: bool, dry_run: bool)
     click.echo(f"Deleted topic {name}.")
 
 
+@topic.command("alter")
+@click.argument("name")
+@click.option("--config", "-c", "configs", multiple=True, metavar="KEY=VALUE", help="Set a topic config (repeatable).")
+@click.option("--delete-config", "deletes", multiple=True, metavar="KEY", help="Back to the store default.")
+@click.pass_obj
+@run
+def topic_alter(obj: Ctx, name: str, configs: tuple[str, ...], deletes: tuple[str, ...]) -> None:
+    """Change topic NAME's configs (kafka-configs --alter), e.g. --config retention.ms=3d."""
+    if not configs and not deletes:
+        raise click.UsageError("Give --config KEY=VALUE or --delete-config KEY.")
+    with obj.store(create=False) as store:
+        store.alter_topic_config(name, parse_configs(configs), deletes)
+    click.echo(f"Altered topic {name}.")
+
+
 # --- produce ------------------------------------------------------------------------------------
 
 CHUNK_LINES = 65536
@@ -1227,6 +1242,95 @@ def group_delete(obj: Ctx, groups: tuple[str, ...]) -> None:
         for g in groups:
             delete_group(store, g)
             click.echo(f"Deleted consumer group '{g}'.")
+
+
+# --- retention ----------------------------------------------------------------------------------
+
+
+@cli.group()
+def retention() -> None:
+    """Delete old segments by each topic's retention.ms / retention.bytes."""
+
+
+@retention.command("run")
+@click.option("--topic", "-t", "topic_name", help="Only this topic (default: all).")
+@click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
+@click.option("--loop", is_flag=True, help="Run again every --interval until SIGTERM or Ctrl-C.")
+@click.option("--interval", default="5m", show_default=True, help="Time between passes with --loop (30s, 5m, 1h).")
+@OUTPUT_OPTION
+@click.pass_obj
+@run
+def retention_run(
+    obj: Ctx, topic_name: str | None, dry_run: bool, loop: bool, interval: str, output: str | None
+) -> None:
+    """Delete the whole segments that are due, oldest first, and print what went: TOPIC PARTITION
+    SEGMENTS-DELETED BYTES-FREED NEW-START-OFFSET REASON (partitions where nothing was due are not
+    listed). Exit 0 whether or not anything was due; suitable for cron.
+
+    \b
+    Examples:
+      logstore retention run --dry-run
+      logstore retention run --topic orders --output json
+      logstore retention run --loop --interval 5m
+    """
+    from logstore.config import parse_duration_ms
+
+    pause = parse_duration_ms(interval, "--interval") / 1000.0
+    if pause <= 0:
+        raise click.BadParameter("must be more than 0", param_hint="--interval")
+    stop = False
+
+    def on_signal(signum: int, frame: Any) -> None:
+        nonlocal stop
+        stop = True
+
+    if loop:
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+    with obj.store(create=False) as store:
+        while True:
+            results = store.apply_retention(topic_name, dry_run=dry_run)
+            due = [r for r in results if r.segments_deleted]
+            if _fmt(obj, output) == "json":
+                click.echo(
+                    json.dumps(
+                        [
+                            {
+                                "topic": r.topic,
+                                "partition": r.partition,
+                                "segments_deleted": r.segments_deleted,
+                                "bytes_freed": r.bytes_freed,
+                                "new_start_offset": r.log_start_offset,
+                                "reason": r.reason,
+                                "dry_run": r.dry_run,
+                            }
+                            for r in due
+                        ]
+                    )
+                )
+            elif due:
+                header = ["TOPIC", "PARTITION", "SEGMENTS-DELETED", "BYTES-FREED", "NEW-START-OFFSET", "REASON"]
+                rows = [
+                    [r.topic, r.partition, r.segments_deleted, r.bytes_freed, r.log_start_offset, r.reason] for r in due
+                ]
+                click.echo(_table(rows, header))
+            freed = sum(r.bytes_freed for r in due)
+            what = "would delete" if dry_run else "deleted"
+            obj.info(
+                f"{what} {sum(r.segments_deleted for r in due)} segment(s), {format_size(freed)}, "
+                f"in {len(due)} of {len(results)} partition(s)."
+                if due
+                else "Nothing was due."
+            )
+            if not loop:
+                return
+            sys.stdout.flush()
+            deadline = time.monotonic() + pause
+            while not stop and time.monotonic() < deadline:
+                time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+            if stop:
+                obj.info("Stopped.")
+                return
 
 
 # --- verification ---------------------------------------------------------------------------------

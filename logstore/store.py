@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import FSYNC_PRESETS, LONG_MAX, TopicConfig, validate_topic_config
+from .config import FSYNC_PRESETS, LONG_MAX, TOPIC_KEYS, TopicConfig, validate_topic_config
 from .errors import (
     CorruptDataError,
     InvalidConfigError,
@@ -39,8 +39,10 @@ from .errors import (
     TopicExistsError,
     UnknownPartitionError,
     UnknownTopicError,
+    did_you_mean,
 )
 from .records.batch import RecordColumns
+from .retention import RETENTION_CHECK_INTERVAL_MS, choose_segments
 from .storage.files import (
     LOG_START_OFFSET_CHECKPOINT,
     RECOVERY_POINT_CHECKPOINT,
@@ -52,7 +54,7 @@ from .storage.files import (
     write_checkpoint,
 )
 from .storage.locks import FileLock
-from .storage.log import AppendResult, PartitionLog, Problem
+from .storage.log import AppendResult, DeletionResult, PartitionLog, Problem
 from .storage.segment import LogSegment
 from .types import OffsetAndTimestamp, TopicPartition
 
@@ -135,6 +137,11 @@ class LogStore:
         config: further store-level topic defaults under Kafka's names (saved on creation).
         clock: seconds since the epoch (injectable for tests).
         lock_timeout: seconds to wait for another process's lock before StoreLockedError.
+        retention_check_interval_ms: run :meth:`apply_retention` in a background thread this
+            often (Kafka's ``log.retention.check.interval.ms``, 300000 = 5 minutes, is a good
+            value for a long-lived process); None (the default) leaves retention to the caller or
+            the ``logstore retention run`` job. Errors of a background pass are kept in
+            ``retention_errors`` (the library never prints).
 
     Raises StoreFormatError for a directory written by a newer logstore or one that is not a store,
     InvalidConfigError for a bad default.
@@ -150,6 +157,7 @@ class LogStore:
         clock: Callable[[], float] = time.time,
         lock_timeout: float | None = 60.0,
         max_open_segments: int | None = None,
+        retention_check_interval_ms: int | None = None,
     ) -> None:
         self.path = os.path.abspath(os.fspath(path))
         self._clock = clock
@@ -169,6 +177,19 @@ class LogStore:
         self._closed = False
         self._flusher: threading.Thread | None = None
         self._flusher_stop = threading.Event()
+        self.retention_errors: list[Exception] = []
+        self._retention_thread: threading.Thread | None = None
+        if retention_check_interval_ms is not None:
+            if (
+                isinstance(retention_check_interval_ms, bool)
+                or not isinstance(retention_check_interval_ms, int)
+                or retention_check_interval_ms <= 0
+            ):
+                raise InvalidConfigError(
+                    f"retention_check_interval_ms={retention_check_interval_ms!r} must be a whole number of ms > 0.",
+                    f"Kafka's default is {RETENTION_CHECK_INTERVAL_MS} (5 minutes).",
+                )
+            self._start_retention(retention_check_interval_ms / 1000.0)
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], **kwargs: Any) -> LogStore:
@@ -513,6 +534,79 @@ class LogStore:
         self._flusher = threading.Thread(target=run, name="logstore-flusher", daemon=True)
         self._flusher.start()
 
+    # --- retention ----------------------------------------------------------------------------------
+
+    def alter_topic_config(
+        self, name: str, set: Mapping[str, Any] | None = None, delete: Sequence[str] = ()
+    ) -> TopicConfig:
+        """Change a topic's own config (Kafka's ``kafka-configs --alter``): ``set`` keys to values,
+        ``delete`` keys back to the store default. Takes effect in this process at once, and in
+        others at their next retention pass or open. Returns the effective config. Raises
+        UnknownTopicError, InvalidConfigError (nothing is changed)."""
+        self._check_open()
+        changes = validate_topic_config(set)
+        delete = [str(k).replace("_", ".") for k in delete]
+        for key in delete:
+            if key not in TOPIC_KEYS:
+                raise InvalidConfigError(
+                    f"unknown topic config '{key}'.", did_you_mean(key, TOPIC_KEYS) or "See 'logstore topic describe'."
+                )
+        with self._store_lock:
+            topics = dict(self._topics())
+            if name not in topics:
+                self._topic_entry(name)  # raises UnknownTopicError with a suggestion
+            entry = dict(topics[name])
+            own = {k: v for k, v in dict(entry.get("config", {})).items() if k not in delete}
+            own.update(changes)
+            entry["config"] = own
+            config = self._effective_config(entry)  # validates the combination
+            topics[name] = entry
+            self._write_topics(topics)
+        for (t, _), log in list(self._logs.items()):
+            if t == name:
+                log.config = config
+        return config
+
+    def apply_retention(
+        self, topic: str | None = None, *, dry_run: bool = False, now: int | None = None
+    ) -> list[DeletionResult]:
+        """Delete the segments retention says are due (see :mod:`logstore.retention`) in every
+        partition of ``topic`` (all topics when None), with each topic's current config. ``now``
+        is ms since the epoch (default: the store's clock). ``dry_run`` changes no file and reports
+        the same plan. Returns one result per partition (``segments_deleted == 0`` where nothing
+        was due). Raises UnknownTopicError, StorageError."""
+        self._check_open()
+        now_ms = int(self._clock() * 1000) if now is None else int(now)
+        names = [topic] if topic is not None else self.topic_names()
+        out = []
+        for name in names:
+            entry = self._topic_entry(name)
+            config = self._effective_config(entry)
+            choose = choose_segments(config, now_ms)
+            for p in range(entry["partitions"]):
+                log = self.partition(name, p)
+                log.config = config  # another process may have altered it
+                out.append(log.delete_oldest_segments(choose, dry_run=dry_run))
+        return out
+
+    def delete_records(self, topic: str, partition: int, before_offset: int) -> int:
+        """Kafka's DeleteRecords for one partition: records below ``before_offset`` (``-1``: the
+        log end) can no longer be read, and the segments wholly below it are deleted. Returns the
+        new log start offset. Raises UnknownTopicError / UnknownPartitionError,
+        OffsetOutOfRangeError above the log end."""
+        return self.partition(topic, partition).delete_records(before_offset)
+
+    def _start_retention(self, interval: float) -> None:
+        def run() -> None:
+            while not self._flusher_stop.wait(interval):
+                try:
+                    self.apply_retention()
+                except Exception as e:  # kept for the application to look at; the next pass retries
+                    self.retention_errors = [*self.retention_errors, e][-10:]
+
+        self._retention_thread = threading.Thread(target=run, name="logstore-retention", daemon=True)
+        self._retention_thread.start()
+
     # --- data ---------------------------------------------------------------------------------------
 
     def append(
@@ -573,6 +667,8 @@ class LogStore:
         self._flusher_stop.set()
         if self._flusher is not None:
             self._flusher.join()
+        if self._retention_thread is not None:
+            self._retention_thread.join()
         errors = []
         with self._lock:
             for log in self._logs.values():

@@ -100,6 +100,33 @@ class AppendResult:
     size: int
 
 
+@dataclass(frozen=True)
+class SegmentInfo:
+    """What retention looks at in a segment. ``largest_timestamp`` is in ms: the largest record
+    timestamp (from the time index), or the file's modification time where no record has one
+    (Kafka's rule). ``next_offset`` is the offset after the segment's last record."""
+
+    base_offset: int
+    next_offset: int
+    size: int
+    largest_timestamp: int
+    active: bool
+
+
+@dataclass(frozen=True)
+class DeletionResult:
+    """What :meth:`PartitionLog.delete_oldest_segments` did (or, in a dry run, would do)."""
+
+    topic: str
+    partition: int
+    segments_deleted: int
+    bytes_freed: int
+    log_start_offset: int
+    reason: str
+    dry_run: bool = False
+    deleted_files: tuple[str, ...] = ()
+
+
 @dataclass
 class Problem:
     """One finding of :meth:`PartitionLog.verify`."""
@@ -208,6 +235,15 @@ class PartitionLog:
         raw = os.pread(self._flock.fd, 8, 0)
         return int.from_bytes(raw, "big") if len(raw) == 8 else 0
 
+    def _read_shared_start(self) -> int:
+        """The log start offset another process advanced (bytes 8-16 of the lock file; the durable
+        copy is the store's log-start-offset-checkpoint)."""
+        raw = os.pread(self._flock.fd, 8, 8)
+        return int.from_bytes(raw, "big") if len(raw) == 8 else 0
+
+    def _write_shared_start(self) -> None:
+        os.pwrite(self._flock.fd, self.log_start_offset.to_bytes(8, "big"), 8)
+
     def _bump_layout(self) -> None:
         """Advance the layout generation (flock held). Readers compare it with the value they read
         *before* listing the directory, so a change is bumped both before and after it: a reader
@@ -304,7 +340,8 @@ class PartitionLog:
             self._load_active_tail(active, truncate=locked, trusted=clean, report=report)
         if recover:
             self._clean_marker_removed = False
-        self.log_start_offset = max(self.log_start_offset, self._segments[0].base_offset)
+        self.log_start_offset = max(self.log_start_offset, self._segments[0].base_offset, self._read_shared_start())
+        self.log_start_offset = min(self.log_start_offset, self._segments[-1].next_offset)
         self.load_report = report
 
     def _clean_marker_matches(self) -> bool:
@@ -1011,6 +1048,127 @@ class PartitionLog:
                 ts, off = seg.time_index.last_entry()
             seg.max_timestamp, seg.offset_of_max_timestamp = ts, off
         return seg.max_timestamp
+
+    # --- deleting from the front: retention and delete_records -------------------------------------
+
+    def segment_infos(self) -> list[SegmentInfo]:
+        """The segments as retention sees them, oldest first (the last one is active)."""
+        out = []
+        for seg in self._segments:
+            ts = seg.max_timestamp if seg.active else self._largest_timestamp(seg)
+            if ts < 0:
+                try:
+                    ts = int(os.stat(seg.log_path).st_mtime * 1000)
+                except FileNotFoundError:
+                    ts = -1
+            out.append(SegmentInfo(seg.base_offset, seg.next_offset, seg.size, ts, seg.active))
+        return out
+
+    def delete_oldest_segments(
+        self, choose: Callable[[list[SegmentInfo], int], tuple[int, str]], *, dry_run: bool = False
+    ) -> DeletionResult:
+        """Delete the oldest whole segments: ``choose(segment_infos, log_start_offset)`` returns how
+        many (counted from the oldest) and why. Choosing every segment, the active one included,
+        rolls a new empty active segment first, so the log end offset is kept and new records go on
+        from it. The log start offset moves to the first segment kept.
+
+        Crash-safe: the files are renamed to ``*.deleted``, the new log start offset is written to
+        the store's checkpoint, then the files are unlinked; a crash at any point reopens to a log
+        that starts at or after the kept segments, with nothing deleted coming back. Readers in
+        other processes keep reading a deleted segment they have open, or are told the offset is
+        out of range on their next read. ``dry_run`` changes nothing and reports what would go.
+        """
+        if dry_run:
+            with self._lock:
+                self._check_open()
+                self.refresh()
+                infos = self.segment_infos()
+                n, reason = choose(infos, self.log_start_offset)
+                n = min(n, len(infos))
+                start = infos[n].base_offset if n < len(infos) else infos[-1].next_offset
+                return DeletionResult(
+                    self.topic,
+                    self.partition,
+                    n,
+                    sum(i.size for i in infos[:n]),
+                    max(self.log_start_offset, start) if n else self.log_start_offset,
+                    reason if n else "",
+                    dry_run=True,
+                )
+        with self._lock:
+            self._check_open()
+            with self._flock:
+                self._sync_locked()
+                n, reason = choose(self.segment_infos(), self.log_start_offset)
+                n = min(n, len(self._segments))
+                if n <= 0:
+                    return DeletionResult(self.topic, self.partition, 0, 0, self.log_start_offset, "")
+                if n == len(self._segments):
+                    if self._segments[-1].size == 0:
+                        n -= 1  # an empty active segment stays: it holds the log end offset
+                    else:
+                        self._roll_locked()
+                freed, files = self._delete_front_locked(n)
+                return DeletionResult(
+                    self.topic, self.partition, n, freed, self.log_start_offset, reason, deleted_files=tuple(files)
+                )
+
+    def _delete_front_locked(self, n: int) -> tuple[int, list[str]]:
+        """Delete the ``n`` oldest segments (never the active one); both locks held."""
+        n = min(n, len(self._segments) - 1)
+        if n <= 0:
+            return 0, []
+        doomed = self._segments[:n]
+        self._bump_layout()
+        renamed: list[str] = []
+        freed = 0
+        for seg in doomed:
+            freed += seg.size
+            seg.release()
+            # The .log first: once it is renamed the segment is gone from every listing.
+            for path in (seg.log_path, seg.index_path, seg.timeindex_path):
+                try:
+                    os.rename(path, path + DELETED_SUFFIX)
+                    renamed.append(path)
+                except FileNotFoundError:
+                    pass
+                except OSError as e:
+                    raise StorageError("rename", path, e) from e
+        fsync_dir(self.directory)
+        del self._segments[:n]
+        del self._bases[:n]
+        self.log_start_offset = max(self.log_start_offset, self._segments[0].base_offset)
+        self._write_shared_start()
+        self._bump_layout()
+        if self._on_checkpoint:
+            self._on_checkpoint(self)  # the new log start offset is durable before the unlink
+        remove_quietly(p + DELETED_SUFFIX for p in renamed)
+        return freed, [p for p in renamed if p.endswith(LOG_SUFFIX)]
+
+    def delete_records(self, before_offset: int) -> int:
+        """Kafka's DeleteRecords: make ``before_offset`` the log start offset (records below it can
+        no longer be read) and delete the segments wholly below it. ``-1`` means the log end.
+        Returns the new log start offset (unchanged when it was already past ``before_offset``).
+        Raises OffsetOutOfRangeError above the log end."""
+        with self._lock:
+            self._check_open()
+            with self._flock:
+                self._sync_locked()
+                end = self.next_offset
+                target = end if before_offset == -1 else before_offset
+                if isinstance(target, bool) or not isinstance(target, int) or target < 0 or target > end:
+                    raise OffsetOutOfRangeError(self.topic, self.partition, before_offset, self.log_start_offset, end)
+                if target <= self.log_start_offset:
+                    return self.log_start_offset
+                self._bump_layout()
+                self.log_start_offset = target
+                self._write_shared_start()
+                self._bump_layout()
+                if self._on_checkpoint:
+                    self._on_checkpoint(self)
+                below = sum(1 for seg in self._segments[:-1] if seg.next_offset <= target)
+                self._delete_front_locked(below)
+                return self.log_start_offset
 
     # --- truncation -------------------------------------------------------------------------------
 
