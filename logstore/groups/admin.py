@@ -180,14 +180,20 @@ def describe_group(store: object, group: str, *, clock: Callable[[], float] = ti
     rows = []
     for tp in sorted(set(owner) | set(committed)):
         end: int | None
+        start = 0
         try:
             log = store.partition(tp.topic, tp.partition)  # type: ignore[attr-defined]
             log.refresh()
-            end = log.next_offset
+            end, start = log.next_offset, log.log_start_offset
         except (UnknownTopicError, UnknownPartitionError):
             end = None  # the topic was deleted (or recreated smaller) since the commit
         om = committed.get(tp)
         cur = None if om is None else om.offset
+        if cur is not None and cur < start:
+            problems.append(
+                f"{tp}: the committed offset {cur} is below the log start offset {start} (retention deleted "
+                "those records); the group's next member there starts where auto_offset_reset says"
+            )
         lag = None if cur is None or end is None else end - cur
         m = owner.get(tp)
         rows.append(

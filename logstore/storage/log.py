@@ -34,6 +34,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from ..config import TopicConfig
@@ -100,17 +101,36 @@ class AppendResult:
     size: int
 
 
-@dataclass(frozen=True)
 class SegmentInfo:
     """What retention looks at in a segment. ``largest_timestamp`` is in ms: the largest record
     timestamp (from the time index), or the file's modification time where no record has one
-    (Kafka's rule). ``next_offset`` is the offset after the segment's last record."""
+    (Kafka's rule); it is read on first use only, since a retention pass that finds nothing due
+    looks at the oldest segment's alone. ``next_offset`` is the offset after the last record."""
 
-    base_offset: int
-    next_offset: int
-    size: int
-    largest_timestamp: int
-    active: bool
+    __slots__ = ("_load", "_ts", "active", "base_offset", "next_offset", "size")
+
+    def __init__(
+        self, base_offset: int, next_offset: int, size: int, active: bool, largest_timestamp: Callable[[], int] | int
+    ) -> None:
+        self.base_offset, self.next_offset, self.size, self.active = base_offset, next_offset, size, active
+        if callable(largest_timestamp):
+            self._ts: int | None = None
+            self._load: Callable[[], int] | None = largest_timestamp
+        else:
+            self._ts, self._load = largest_timestamp, None
+
+    @property
+    def largest_timestamp(self) -> int:
+        if self._ts is None:
+            assert self._load is not None
+            self._ts = self._load()
+        return self._ts
+
+    def __repr__(self) -> str:
+        return (
+            f"SegmentInfo(base_offset={self.base_offset}, next_offset={self.next_offset}, size={self.size}, "
+            f"active={self.active})"
+        )
 
 
 @dataclass(frozen=True)
@@ -323,7 +343,11 @@ class PartitionLog:
         # Every segment starts read-only; a writer activates the last one under the flock.
         segs = [self._new_segment(b, active=False) for b in bases]
         for i, seg in enumerate(segs[:-1]):
-            seg.size = os.stat(seg.log_path).st_size
+            try:
+                seg.size = os.stat(seg.log_path).st_size
+            except FileNotFoundError:
+                # Deleted (retention) between the listing and now: the caller lists again.
+                raise StaleSegmentError(seg.log_path) from None
             seg.next_offset = segs[i + 1].base_offset
             seg.max_timestamp = -2  # not loaded yet: see largest_timestamp()
         self._segments, self._bases = segs, list(bases)
@@ -580,12 +604,15 @@ class PartitionLog:
         with self._lock:
             self._check_open()
             if self._read_layout_gen() != self._layout_gen:
-                try:
-                    self._load(recover=False, locked=False)
-                except StaleSegmentError:
-                    # A writer is part-way through a change (a roll whose index files do not exist
-                    # yet): keep going with what was loaded, and look again on the next read.
-                    self._layout_gen = -1
+                for _ in range(3):
+                    try:
+                        self._load(recover=False, locked=False)
+                        return
+                    except StaleSegmentError:
+                        # A writer is part-way through a change (a roll whose index files do not
+                        # exist yet, segments being deleted): list again; if it is still going
+                        # on, keep what was loaded and look again on the next read.
+                        self._layout_gen = -1
                 return
             seg = self._segments[-1]
             size = seg.file_size()
@@ -885,6 +912,10 @@ class PartitionLog:
         try:
             return read(*args)
         except StaleSegmentError:
+            # Still changing: another process is deleting or rolling segments. It holds the flock
+            # for the whole change, so wait for it to finish, then look once more.
+            with self._flock:
+                pass
             self.refresh()
             return read(*args)
 
@@ -1053,16 +1084,19 @@ class PartitionLog:
 
     def segment_infos(self) -> list[SegmentInfo]:
         """The segments as retention sees them, oldest first (the last one is active)."""
-        out = []
-        for seg in self._segments:
-            ts = seg.max_timestamp if seg.active else self._largest_timestamp(seg)
-            if ts < 0:
-                try:
-                    ts = int(os.stat(seg.log_path).st_mtime * 1000)
-                except FileNotFoundError:
-                    ts = -1
-            out.append(SegmentInfo(seg.base_offset, seg.next_offset, seg.size, ts, seg.active))
-        return out
+        return [
+            SegmentInfo(seg.base_offset, seg.next_offset, seg.size, seg.active, partial(self._retention_ts, seg))
+            for seg in self._segments
+        ]
+
+    def _retention_ts(self, seg: LogSegment) -> int:
+        ts = seg.max_timestamp if seg.active else self._largest_timestamp(seg)
+        if ts < 0:
+            try:
+                ts = int(os.stat(seg.log_path).st_mtime * 1000)
+            except FileNotFoundError:
+                ts = -1
+        return ts
 
     def delete_oldest_segments(
         self, choose: Callable[[list[SegmentInfo], int], tuple[int, str]], *, dry_run: bool = False
@@ -1119,6 +1153,13 @@ class PartitionLog:
         if n <= 0:
             return 0, []
         doomed = self._segments[:n]
+        # Readers learn the new start first (bytes 8-16 of the lock file, then a layout bump), so
+        # one whose position is in a doomed segment moves straight to the first kept record
+        # instead of chasing the deletion segment by segment. (After a crash here the start stays
+        # ahead of the old segments until the next retention pass deletes them: nothing that is
+        # kept is lost, nothing deleted comes back.)
+        self.log_start_offset = max(self.log_start_offset, self._segments[n].base_offset)
+        self._write_shared_start()
         self._bump_layout()
         renamed: list[str] = []
         freed = 0
