@@ -36,12 +36,14 @@ bench: $(STAMP) data/events.jsonl
 	$(BIN)/python bench/producer_bench.py
 	$(BIN)/python bench/consumer_bench.py
 	$(BIN)/python bench/group_bench.py
+	$(BIN)/python bench/retention_bench.py
 
 bench-quick: $(STAMP) data/events.jsonl
 	$(BIN)/python bench/storage_bench.py --quick
 	$(BIN)/python bench/producer_bench.py --quick
 	$(BIN)/python bench/consumer_bench.py --quick
 	$(BIN)/python bench/group_bench.py --quick
+	$(BIN)/python bench/retention_bench.py --quick
 
 clean:
 	rm -rf $(VENV) data/store build *.egg-info
