@@ -293,20 +293,20 @@ class PartitionLog:
 
     # --- loading ----------------------------------------------------------------------------------
 
-    def _list_dir(self) -> tuple[list[int], list[str]]:
+    def _list_dir(self) -> tuple[list[int], list[str], set[str]]:
         bases: list[int] = []
         leftovers: list[str] = []
-        for name in os.listdir(self.directory):
-            path = os.path.join(self.directory, name)
+        names = set(os.listdir(self.directory))
+        for name in names:
             if name.endswith((DELETED_SUFFIX, CLEANED_SUFFIX, SWAP_SUFFIX, TMP_SUFFIX)):
-                leftovers.append(path)
+                leftovers.append(os.path.join(self.directory, name))
             elif name.endswith(LOG_SUFFIX):
                 try:
                     bases.append(offset_from_name(name))
                 except ValueError:
                     continue
         bases.sort()
-        return bases, leftovers
+        return bases, leftovers, names
 
     def _load(self, recover: bool, locked: bool = True) -> None:
         """Build the segment list from the directory. ``recover``: no other process has the
@@ -314,16 +314,17 @@ class PartitionLog:
         flock is held, so a torn tail may be cut and a missing first segment created."""
         report = LoadReport()
         self._layout_gen = self._read_layout_gen()  # before listing: see _bump_layout
-        bases, leftovers = self._list_dir()
+        bases, leftovers, names = self._list_dir()
         if recover and leftovers:
             remove_quietly(leftovers)
             report.removed_files = leftovers
         if recover:
             # Index files without a .log are orphans.
-            for name in os.listdir(self.directory):
+            base_set = set(bases)
+            for name in names:
                 if name.endswith((INDEX_SUFFIX, TIMEINDEX_SUFFIX)):
                     try:
-                        if offset_from_name(name) not in bases:
+                        if offset_from_name(name) not in base_set:
                             remove_quietly([os.path.join(self.directory, name)])
                             report.removed_files.append(os.path.join(self.directory, name))
                     except ValueError:
@@ -357,9 +358,8 @@ class PartitionLog:
         if recover and not clean:
             self._recover(report)
         else:
-            missing = [s for s in segs if not os.path.exists(s.index_path)]
             if recover:
-                for seg in missing:
+                for seg in [s for s in segs if os.path.basename(s.index_path) not in names]:
                     self._recover_segment(seg, report)
             self._load_active_tail(active, truncate=locked, trusted=clean, report=report)
         if recover:
