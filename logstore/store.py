@@ -54,7 +54,7 @@ from .storage.files import (
     write_checkpoint,
 )
 from .storage.locks import FileLock
-from .storage.log import AppendResult, DeletionResult, PartitionLog, Problem
+from .storage.log import LOCK_FILE, AppendResult, DeletionResult, PartitionLog, Problem
 from .storage.segment import LogSegment
 from .types import OffsetAndTimestamp, TopicPartition
 
@@ -427,23 +427,45 @@ class LogStore:
             logs = [self._logs.pop(tp) for tp in mine]
         for log in logs:
             log.close()
-        with self._store_lock:
-            topics = dict(self._topics())
-            entry = topics.pop(name, None)
-            if entry is None:
-                if missing_ok:
-                    return
-                raise UnknownTopicError(name, topics.keys(), self.path)
-            self._write_topics(topics)
-            doomed = []
-            for p in range(entry["partitions"]):
-                d = os.path.join(self.path, partition_dir_name(name, p))
-                if os.path.isdir(d):
-                    gone = f"{d}.{uuid.uuid4().hex}-delete"
-                    os.replace(d, gone)
-                    doomed.append(gone)
-            fsync_dir(self.path)
-            self._drop_checkpoint_entries(name)
+        # Every partition's flock before the store lock (the order every path uses), so that no
+        # other process is part-way through an append or a retention pass on a directory that
+        # moves: they finish first, and see the topic gone at their next step.
+        held: list[FileLock] = []
+        try:
+            count = self._topics().get(name, {}).get("partitions", 0)
+            for p in range(count):
+                path = os.path.join(self.path, partition_dir_name(name, p), LOCK_FILE)
+                try:
+                    lock = FileLock(path, self._lock_timeout, f"{name}-{p}")
+                except FileNotFoundError:
+                    continue
+                try:
+                    lock.acquire()
+                except BaseException:
+                    lock.close()
+                    raise
+                held.append(lock)
+            with self._store_lock:
+                topics = dict(self._topics())
+                entry = topics.pop(name, None)
+                if entry is None:
+                    if missing_ok:
+                        return
+                    raise UnknownTopicError(name, topics.keys(), self.path)
+                self._write_topics(topics)
+                doomed = []
+                for p in range(entry["partitions"]):
+                    d = os.path.join(self.path, partition_dir_name(name, p))
+                    if os.path.isdir(d):
+                        gone = f"{d}.{uuid.uuid4().hex}-delete"
+                        os.replace(d, gone)
+                        doomed.append(gone)
+                fsync_dir(self.path)
+                self._drop_checkpoint_entries(name)
+        finally:
+            for lock in held:
+                lock.release()
+                lock.close()
         for d in doomed:
             shutil.rmtree(d, ignore_errors=True)
 
@@ -580,7 +602,12 @@ class LogStore:
         names = [topic] if topic is not None else self.topic_names()
         out = []
         for name in names:
-            entry = self._topic_entry(name)
+            try:
+                entry = self._topic_entry(name)
+            except UnknownTopicError:
+                if topic is not None:
+                    raise
+                continue  # deleted by another process since the list was taken
             config = self._effective_config(entry)
             choose = choose_segments(config, now_ms)
             for p in range(entry["partitions"]):

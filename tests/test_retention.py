@@ -339,3 +339,103 @@ def test_retention_of_one_topic_leaves_the_others(store):
     assert {r.topic for r in results} == {"a"}
     assert offsets(store, "b")[0] == 0 and offsets(store, "a")[0] == 15
     assert TopicPartition("a", 0) == TopicPartition(results[0].topic, results[0].partition)
+
+
+# --- found in review: each failed before its fix -----------------------------------------------------
+
+
+def test_a_deletion_during_a_read_in_this_process_skips_no_kept_record(store, monkeypatch):
+    from logstore.storage import segment as segmod
+
+    fill(store, segments=10, per_segment=10)
+    log = store.partition("t", 0)
+    real = segmod.LogSegment.read
+    done = []
+
+    def read(self, position, size):
+        data = real(self, position, size)
+        if not done:  # another thread deletes from the front while this read is under way
+            done.append(log.delete_records(20))
+        return data
+
+    monkeypatch.setattr(segmod.LogSegment, "read", read)
+    cols = log.read_records(30, max_bytes=1 << 20)
+    assert done == [20]
+    assert cols.offsets == list(range(30, 30 + len(cols.offsets))) and len(cols.offsets) >= 20
+
+
+def test_retention_by_a_process_whose_topic_was_deleted_and_made_again_touches_nothing_new(tmp_path):
+    from logstore.errors import UnknownTopicError as Gone
+
+    with LogStore(tmp_path / "s") as a, LogStore(tmp_path / "s") as b:
+        fill(a, **{"retention.ms": 1000})
+        old = a.partition("t", 0)  # a has the old topic's log open
+        b.delete_topic("t")
+        b.create_topic("t", 1, {"retention.ms": 1000})
+        b.append("t", 0, [b"new"] * 5, timestamps=T0)
+        with pytest.raises(Gone):
+            old.delete_oldest_segments(choose_segments(old.config, T0 * 2))
+        assert b.read("t", 0, 0).values == [b"new"] * 5
+        assert [r.segments_deleted for r in a.apply_retention("t", now=T0 * 2)] == [1]  # the new log
+        assert b.partition("t", 0).next_offset == 5
+
+
+def test_offset_for_time_while_another_process_deletes_does_not_raise(tmp_path, monkeypatch):
+    with LogStore(tmp_path / "s") as a, LogStore(tmp_path / "s") as b:
+        fill(a)
+        log = a.partition("t", 0)  # its sealed segments' time indexes are not open yet
+        real = type(log).refresh
+        calls = []
+
+        def refresh(self):
+            real(self)
+            if not calls:
+                calls.append(b.delete_records("t", 0, 7))
+
+        monkeypatch.setattr(type(log), "refresh", refresh)
+        got = log.offset_for_time(T0)
+        assert calls == [7] and got is not None and got.offset == 7
+
+
+def test_truncating_below_a_mid_batch_start_moves_the_start_down_with_the_end(tmp_path):
+    with LogStore(tmp_path / "s") as s:
+        s.create_topic("t", 1)
+        s.append("t", 0, [b"a"] * 10)
+        s.append("t", 0, [b"b"] * 10)
+        log = s.partition("t", 0)
+        log.delete_records(15)
+        log.truncate_to(17)  # takes the whole batch 10-19
+        assert (log.log_start_offset, log.next_offset) == (10, 10)
+        assert s.append("t", 0, [b"c"] * 3).first_offset == 10
+        assert s.read("t", 0, 10).values == [b"c"] * 3
+    with LogStore(tmp_path / "s") as s:
+        log = s.partition("t", 0)
+        assert (log.log_start_offset, log.next_offset) == (10, 13)
+
+
+def test_deleting_and_making_a_topic_again_waits_for_a_retention_pass_in_progress(tmp_path):
+    import threading
+
+    with LogStore(tmp_path / "s") as a, LogStore(tmp_path / "s") as b:
+        fill(a, **{"retention.ms": 1000})
+        log = a.partition("t", 0)
+        rules = choose_segments(log.config, T0 * 2)
+        in_pass = threading.Event()
+
+        def slow_choose(infos, start):
+            in_pass.set()
+            time.sleep(0.5)  # the pass holds the partition flock meanwhile
+            return rules(infos, start)
+
+        def recreate():
+            in_pass.wait(5)
+            b.delete_topic("t")
+            b.create_topic("t", 1)
+            b.append("t", 0, [b"new"] * 5)
+
+        t = threading.Thread(target=recreate)
+        t.start()
+        r = log.delete_oldest_segments(slow_choose)
+        t.join(10)
+        assert r.segments_deleted == 5  # the old topic's segments
+        assert b.read("t", 0, 0).values == [b"new"] * 5  # the new topic's data is intact

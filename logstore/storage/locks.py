@@ -73,8 +73,15 @@ class FileLock:
         self.release()
 
     def is_unlinked(self) -> bool:
-        """True when the lock file was removed (its topic was deleted) since it was opened."""
-        return os.fstat(self.fd).st_nlink == 0
+        """True when the lock file was removed or moved away since it was opened (its topic or
+        group was deleted, and perhaps made again under the same name): its path no longer leads
+        to the file this lock holds."""
+        if os.fstat(self.fd).st_nlink == 0:
+            return True
+        try:
+            return os.stat(self.path).st_ino != os.fstat(self.fd).st_ino
+        except FileNotFoundError:
+            return True
 
     def close(self) -> None:
         try:

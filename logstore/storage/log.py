@@ -849,6 +849,17 @@ class PartitionLog:
     def _segment_for(self, offset: int) -> int:
         return max(0, bisect.bisect_right(self._bases, offset) - 1)
 
+    def _locate(self, offset: int) -> tuple[list[LogSegment], int]:
+        """A consistent snapshot of the segment list and the index of the segment holding
+        ``offset``, for readers that take no lock. Deleting from the front replaces the lists
+        (never edits them in place) and a roll appends to them, so a reader that saw the two lists
+        out of step (lengths or base offsets differ) just looks again."""
+        while True:
+            segments, bases = self._segments, self._bases
+            i = max(0, bisect.bisect_right(bases, offset) - 1)
+            if len(segments) == len(bases) and i < len(segments) and segments[i].base_offset == bases[i]:
+                return segments, i
+
     def check_offset(self, offset: int) -> None:
         """Raise OffsetOutOfRangeError unless log_start_offset <= offset <= next_offset."""
         if offset < self.log_start_offset or offset > self.next_offset:
@@ -874,8 +885,7 @@ class PartitionLog:
         self.check_offset(offset)
         if offset >= self.next_offset:
             return b""
-        segments = self._segments
-        i = self._segment_for(offset)
+        segments, i = self._locate(offset)
         while i < len(segments):
             seg = segments[i]
             found = seg.find_batch(offset)
@@ -928,8 +938,7 @@ class PartitionLog:
         """
         out = RecordColumns()
         self.check_offset(offset)
-        segments = self._segments
-        i = self._segment_for(offset)
+        segments, i = self._locate(offset)
         budget = max_bytes
         if max_records is not None and max_records <= 32 and i < len(segments):
             few = self._lookup(segments[i], offset, max_records)
@@ -999,8 +1008,7 @@ class PartitionLog:
 
     def _fetch(self, offset: int, max_bytes: int, max_records: int | None) -> RecordArrays:
         self.check_offset(offset)
-        segments = self._segments
-        i = self._segment_for(offset)
+        segments, i = self._locate(offset)
         if max_records is not None and max_records <= 32 and i < len(segments) and offset < self.next_offset:
             few = self._lookup(segments[i], offset, max_records)
             if few:
@@ -1026,6 +1034,9 @@ class PartitionLog:
         when every record is older (Kafka's ListOffsets by time)."""
         self._check_open()
         self.refresh()
+        return self._read_retrying(self._offset_for_time, timestamp)  # type: ignore[no-any-return]
+
+    def _offset_for_time(self, timestamp: int) -> OffsetAndTimestamp | None:
         for seg in list(self._segments):
             if seg.size == 0 or self._largest_timestamp(seg) < timestamp:
                 continue
@@ -1053,6 +1064,9 @@ class PartitionLog:
         MAX_TIMESTAMP), or None for an empty log."""
         self._check_open()
         self.refresh()
+        return self._read_retrying(self._offset_of_max_timestamp)  # type: ignore[no-any-return]
+
+    def _offset_of_max_timestamp(self) -> int | None:
         best_ts, best = -1, None
         for seg in list(self._segments):
             if seg.size == 0:
@@ -1176,8 +1190,9 @@ class PartitionLog:
                 except OSError as e:
                     raise StorageError("rename", path, e) from e
         fsync_dir(self.directory)
-        del self._segments[:n]
-        del self._bases[:n]
+        # New lists, not edits in place: readers hold on to the old ones (see _locate).
+        self._segments = self._segments[n:]
+        self._bases = self._bases[n:]
         self.log_start_offset = max(self.log_start_offset, self._segments[0].base_offset)
         self._write_shared_start()
         self._bump_layout()
@@ -1249,6 +1264,11 @@ class PartitionLog:
         seg = self._segments[i]
         seg.activate()
         seg.truncate_to(offset)
+        if self.log_start_offset > seg.next_offset:
+            # The cut took the whole batch holding the start (delete_records can leave the start
+            # inside a batch): the start follows the end down, as Kafka's does.
+            self.log_start_offset = seg.next_offset
+            self._write_shared_start()
         self._bump_layout()
         self.recovery_point = min(self.recovery_point, seg.next_offset)
         if self._on_checkpoint:
