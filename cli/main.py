@@ -34,8 +34,8 @@ class Ctx:
         self.output = output
         self.verbose = verbose
 
-    def store(self, create: bool = True) -> LogStore:
-        return LogStore(self.directory, create=create)
+    def store(self, create: bool = True, read_only: bool = False) -> LogStore:
+        return LogStore(self.directory, create=create, read_only=read_only)
 
     def info(self, message: str) -> None:
         if self.verbose >= 0:
@@ -1287,9 +1287,15 @@ def retention_run(
     if loop:
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
-    with obj.store(create=False) as store:
+    with obj.store(create=False, read_only=dry_run) as store:
         while True:
-            results = store.apply_retention(topic_name, dry_run=dry_run)
+            try:
+                results = store.apply_retention(topic_name, dry_run=dry_run)
+            except LogStoreError as e:
+                if not loop:
+                    raise
+                click.echo(f"Error: {e}", err=True)  # a long-running job reports and goes on
+                results = []
             due = [r for r in results if r.segments_deleted]
             if _fmt(obj, output) == "json":
                 click.echo(

@@ -137,6 +137,9 @@ class LogStore:
         config: further store-level topic defaults under Kafka's names (saved on creation).
         clock: seconds since the epoch (injectable for tests).
         lock_timeout: seconds to wait for another process's lock before StoreLockedError.
+        read_only: look without changing any file: no store creation, no recovery or torn-tail
+            cut, no leftover clean-up, no clean-shutdown markers; every change raises
+            LogClosedError. (A dry run uses this.)
         retention_check_interval_ms: run :meth:`apply_retention` in a background thread this
             often (Kafka's ``log.retention.check.interval.ms``, 300000 = 5 minutes, is a good
             value for a long-lived process); None (the default) leaves retention to the caller or
@@ -158,6 +161,7 @@ class LogStore:
         lock_timeout: float | None = 60.0,
         max_open_segments: int | None = None,
         retention_check_interval_ms: int | None = None,
+        read_only: bool = False,
     ) -> None:
         self.path = os.path.abspath(os.fspath(path))
         self._clock = clock
@@ -166,10 +170,12 @@ class LogStore:
             raise InvalidConfigError(
                 f"fsync={fsync!r} is not a durability policy.", f"Use one of: {', '.join(FSYNC_PRESETS)}."
             )
-        self._meta = self._open_or_create(create, fsync, config)
+        self.read_only = read_only
+        self._meta = self._open_or_create(create and not read_only, fsync, config)
         self._process_defaults = FSYNC_PRESETS[fsync] if fsync is not None else {}
         self._store_lock = FileLock(os.path.join(self.path, STORE_LOCK), lock_timeout, f"store {self.path}")
-        self._remove_deleted_dirs()
+        if not read_only:
+            self._remove_deleted_dirs()
         self._lock = threading.RLock()
         self._logs: dict[TopicPartition, PartitionLog] = {}
         self._topics_cache: tuple[tuple[int, int, int], dict[str, Any]] | None = None
@@ -507,9 +513,10 @@ class LogStore:
                     on_checkpoint=self._checkpoint,
                     on_segment_open=self._handles.touch,
                     lock_timeout=self._lock_timeout,
+                    read_only=self.read_only,
                 )
                 self._logs[tp] = log
-                if config.flush_ms < LONG_MAX:
+                if config.flush_ms < LONG_MAX and not self.read_only:
                     self._start_flusher()
         return log
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from click.testing import CliRunner
 
 from cli.main import cli
@@ -78,3 +79,33 @@ def test_retention_loop_stops_cleanly_on_sigterm(tmp_path):
     assert b"retention.bytes" in out
     with LogStore(path) as s:
         assert s.partition("t", 0).log_start_offset == 40
+
+
+def test_dry_run_changes_no_file_at_all_not_even_by_opening_the_store(tmp_path):
+    import hashlib
+
+    path = tmp_path / "s"
+    make(path)
+    with LogStore(path) as s:
+        s.alter_topic_config("t", {"retention.ms": 1000})
+    leftover = path / "t-0" / "00000000000000000099.log.deleted"
+    leftover.write_bytes(b"a deletion a crash interrupted")
+
+    def hashes():
+        out = {}
+        for root, _, files in os.walk(path):
+            for f in files:
+                p = os.path.join(root, f)
+                st = os.stat(p)
+                with open(p, "rb") as fh:
+                    out[p] = (hashlib.sha256(fh.read()).hexdigest(), st.st_ino, st.st_mtime_ns)
+        return out
+
+    before = hashes()
+    r = CliRunner().invoke(cli, ["--dir", str(path), "retention", "run", "--dry-run"], catch_exceptions=False)
+    assert r.exit_code == 0 and "would delete 8 segment(s)" in r.stderr
+    assert hashes() == before  # contents, inodes and modification times
+    from logstore.errors import LogClosedError
+
+    with LogStore(path, read_only=True) as s, pytest.raises(LogClosedError, match="read-only"):
+        s.append("t", 0, [b"x"])

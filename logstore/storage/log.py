@@ -187,6 +187,7 @@ class PartitionLog:
         on_checkpoint: Callable[[PartitionLog], None] | None = None,
         on_segment_open: Callable[[LogSegment], None] | None = None,
         lock_timeout: float | None = 60.0,
+        read_only: bool = False,
     ) -> None:
         self.directory = directory
         self.topic = topic
@@ -208,10 +209,24 @@ class PartitionLog:
         self._failed: StorageError | None = None
         self._mutations = 0  # odd while truncate_to changes segments in place (readers retry then)
         self.load_report = LoadReport()
-        os.makedirs(directory, exist_ok=True)
+        self.read_only = read_only
+        if not read_only:
+            os.makedirs(directory, exist_ok=True)
         self._flock = FileLock(os.path.join(directory, LOCK_FILE), lock_timeout, f"{topic}-{partition}")
         self._open_fd = os.open(os.path.join(directory, OPEN_FILE), os.O_RDWR | os.O_CREAT, 0o644)
         try:
+            if read_only:
+                # Look, change nothing: no recovery, no torn-tail cut, no clean marker on close.
+                for _ in range(20):
+                    try:
+                        self._load(recover=False, locked=False)
+                        break
+                    except StaleSegmentError:  # another process is part-way through a roll
+                        time.sleep(0.005)
+                if not self._segments:
+                    base = max(self.log_start_offset, 0)
+                    self._segments, self._bases = [self._new_segment(base, active=False)], [base]
+                return
             with self._flock:
                 alone = self._try_exclusive_open()
                 self._load(recover=alone)
@@ -589,6 +604,10 @@ class PartitionLog:
 
     def _sync_locked(self) -> None:
         """With the flock held: make this process's view match the files (see module docstring)."""
+        if self.read_only:
+            raise LogClosedError(
+                f"partition log {self.name} was opened read-only.", "Open the store without read_only to change it."
+            )
         if self._flock.is_unlinked():
             raise UnknownTopicError(self.topic, store=os.path.dirname(self.directory))
         if self._read_layout_gen() != self._layout_gen:
@@ -1368,6 +1387,13 @@ class PartitionLog:
         the clean-shutdown marker. Idempotent."""
         with self._lock:
             if self._closed:
+                return
+            if self.read_only:
+                self._closed = True
+                for seg in self._segments:
+                    seg.release()
+                os.close(self._open_fd)
+                self._flock.close()
                 return
             try:
                 with self._flock:
