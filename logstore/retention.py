@@ -10,8 +10,9 @@ segments when any of these holds, and only whole segments, oldest first:
 * **log start offset**: every record of the segment is below the log start offset (after
   ``delete_records``).
 
-Each rule stops at the first segment it would keep, so the result is always the oldest ``n``
-segments; the deletion itself (rolling first when every segment is due, so the log end offset is
+The rules run in Kafka's order (log start offset, size, time), each going on from the segment
+where the one before stopped and stopping at the first segment it would keep, so the result is
+always the oldest ``n`` segments; the deletion itself (rolling first when every segment is due, so the log end offset is
 kept) is :meth:`logstore.storage.log.PartitionLog.delete_oldest_segments`.
 
 The store runs this over every partition with :meth:`logstore.LogStore.apply_retention`, and
@@ -35,37 +36,33 @@ def choose_segments(config: TopicConfig, now_ms: int) -> Callable[[list[SegmentI
     first) and the log start offset, how many of the oldest to delete and why (the names of the
     rules that apply, comma-separated)."""
 
-    def deletable(infos: list[SegmentInfo]) -> list[SegmentInfo]:
-        # The last segment when it is empty is never "deleted": it holds the log end offset.
-        return infos[:-1] if infos and infos[-1].size == 0 else infos
-
     def choose(infos: list[SegmentInfo], log_start_offset: int) -> tuple[int, str]:
-        segs = deletable(infos)
-        by_time = 0
-        if config.retention_ms >= 0:
-            for info in segs:
-                if now_ms - info.largest_timestamp <= config.retention_ms:
-                    break
-                by_time += 1
-        by_size = 0
+        # The last segment when it is empty is never "deleted": it holds the log end offset.
+        last = len(infos) - 1 if infos and infos[-1].size == 0 else len(infos)
+        # Kafka's order: log start offset, then size, then time, each going on from where the
+        # one before stopped (so one pass does what Kafka's deleteOldSegments does).
+        k = 0
+        counts = []
+        # start offset: a segment whose next segment starts at or below the log start (never the last)
+        n = 0
+        while k + n < min(last, len(infos) - 1) and infos[k + n + 1].base_offset <= log_start_offset:
+            n += 1
+        counts.append(("log-start-offset", n))
+        k += n
+        n = 0
         if config.retention_bytes >= 0:
-            over = sum(i.size for i in infos) - config.retention_bytes
-            for info in segs:
-                if over - info.size < 0:
-                    break
-                over -= info.size
-                by_size += 1
-        by_start = 0
-        for info in segs:
-            if info.next_offset > log_start_offset or info.active:
-                break
-            by_start += 1
-        n = max(by_time, by_size, by_start)
-        reasons = [
-            name
-            for name, count in (("retention.ms", by_time), ("retention.bytes", by_size), ("log-start-offset", by_start))
-            if count
-        ]
-        return n, ",".join(reasons)
+            over = sum(i.size for i in infos[k:]) - config.retention_bytes
+            while k + n < last and over - infos[k + n].size >= 0:
+                over -= infos[k + n].size
+                n += 1
+        counts.append(("retention.bytes", n))
+        k += n
+        n = 0
+        if config.retention_ms >= 0:
+            while k + n < last and now_ms - infos[k + n].largest_timestamp > config.retention_ms:
+                n += 1
+        counts.append(("retention.ms", n))
+        k += n
+        return k, ",".join(name for name, c in counts if c)
 
     return choose

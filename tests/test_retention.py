@@ -82,12 +82,16 @@ def test_size_retention_deletes_only_while_the_partition_stays_over_the_limit(st
     assert r.segments_deleted == 4 and offsets(store)[:2] == (15, 15)
 
 
-def test_time_and_size_together_take_the_longer_prefix(store):
+def test_time_and_size_together_run_in_kafkas_order_in_one_pass(store):
     fill(store, **{"retention.ms": 10_000})
-    seg = store.partition("t", 0).segments[0].size
-    store.alter_topic_config("t", {"retention.bytes": 2 * seg})
-    r = store.apply_retention(now=T0 + 2000 + 10_001)[0]  # time: 1 segment; size: 3 of 5
-    assert r.segments_deleted == 3 and r.reason == "retention.ms,retention.bytes"
+    sizes = [s.size for s in store.partition("t", 0).segments]
+    store.alter_topic_config("t", {"retention.bytes": sum(sizes) - sizes[0]})  # size: the oldest one
+    # time: segments 0 and 1 (largest timestamps T0+2000, T0+5000) are older than 10 s; 2 is not
+    r = store.apply_retention(now=T0 + 5000 + 10_001)[0]
+    assert (r.segments_deleted, r.reason, r.log_start_offset) == (2, "retention.bytes,retention.ms", 6)
+    store.alter_topic_config("t", {"retention.bytes": 2 * sizes[0]})  # 3 equal segments left: over by one
+    r = store.apply_retention(now=T0)[0]
+    assert (r.segments_deleted, r.reason) == (1, "retention.bytes")
 
 
 def test_everything_expired_keeps_the_log_end_offset_and_appends_go_on(tmp_path):
@@ -113,7 +117,7 @@ def test_an_empty_log_has_nothing_due(store):
 
 @settings(max_examples=150, deadline=None)
 @given(
-    sizes=st.lists(st.integers(1, 1000), min_size=1, max_size=8),
+    sizes=st.lists(st.integers(0, 1000), min_size=1, max_size=8),
     ages=st.lists(st.integers(0, 100), min_size=8, max_size=8),
     retention_ms=st.integers(-1, 100),
     retention_bytes=st.integers(-1, 5000),
@@ -127,17 +131,20 @@ def test_chooser_matches_kafkas_rules(sizes, ages, retention_ms, retention_bytes
     cfg = TopicConfig.from_layers({"retention.ms": retention_ms, "retention.bytes": retention_bytes})
     n, reason = choose_segments(cfg, now)(infos, start)
 
-    def prefix(pred):  # the oldest segments while pred holds
-        k = 0
-        while k < len(infos) and pred(k):
+    # Kafka's deleteOldSegments: log start offset, then size, then time, each on what is left.
+    last = len(infos) - 1 if sizes[-1] == 0 else len(infos)
+    k = 0
+    while k < len(infos) - 1 and k < last and infos[k + 1].base_offset <= start:
+        k += 1
+    if retention_bytes >= 0:
+        over = sum(sizes[k:]) - retention_bytes
+        while k < last and over - sizes[k] >= 0:
+            over -= sizes[k]
             k += 1
-        return k
-
-    by_time = prefix(lambda k: retention_ms >= 0 and ages[k] > retention_ms)
-    total = sum(sizes)
-    by_size = prefix(lambda k: retention_bytes >= 0 and total - sum(sizes[: k + 1]) >= retention_bytes)
-    by_start = prefix(lambda k: not infos[k].active and infos[k].next_offset <= start)
-    assert n == max(by_time, by_size, by_start)
+    if retention_ms >= 0:
+        while k < last and ages[k] > retention_ms:
+            k += 1
+    assert n == k
     assert bool(reason) == bool(n)
 
 
