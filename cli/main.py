@@ -1339,6 +1339,93 @@ def retention_run(
                 return
 
 
+# --- inspection -----------------------------------------------------------------------------------
+
+
+@cli.command("dump-log")
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False))
+@click.option("--files", "files_opt", metavar="F,F...", help="Comma-separated files (Kafka's spelling).")
+@click.option("--print-data-log", is_flag=True, help="Print each record's key and payload (implies --deep-iteration).")
+@click.option("--deep-iteration", is_flag=True, help="Print one line per record, not only per batch.")
+@click.option("--skip-record-metadata", is_flag=True, help="Print only key and payload for each record.")
+@click.pass_obj
+@run
+def dump_log(
+    obj: Ctx,
+    files: tuple[str, ...],
+    files_opt: str | None,
+    print_data_log: bool,
+    deep_iteration: bool,
+    skip_record_metadata: bool,
+) -> None:
+    """Print segment (.log), offset index (.index) and time index (.timeindex) files as Kafka's
+    kafka-dump-log does, line for line. Works on any Kafka segment file; needs no store.
+
+    \b
+    Examples:
+      logstore dump-log data/store/orders-0/00000000000000000000.log --print-data-log
+      logstore dump-log --files orders-0/00000000000000000000.index,orders-0/00000000000000000000.timeindex
+    """
+    from logstore.dump import dump_file
+
+    paths = list(files) + ([f for f in files_opt.split(",") if f] if files_opt else [])
+    if not paths:
+        raise click.UsageError("Give the files to dump (FILE... or --files F,F...).")
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        click.echo(
+            f"Error: no such file: {missing[0]}. Check the path (segments live in <store>/<topic>-<n>/).", err=True
+        )
+        sys.exit(3)
+    out = sys.stdout
+    for path in paths:
+        for to_err, line in dump_file(
+            path, deep=deep_iteration, print_data=print_data_log, skip_record_metadata=skip_record_metadata
+        ):
+            if to_err:
+                click.echo(line, err=True)
+            else:
+                out.write(line + "\n")
+    out.flush()
+
+
+@cli.command()
+@OUTPUT_OPTION
+@click.pass_obj
+@run
+def info(obj: Ctx, output: str | None) -> None:
+    """The store at a glance: path, format version, topics, partitions, size, consumer groups."""
+    from logstore.groups.admin import list_groups
+
+    with obj.store(create=False, read_only=True) as store:
+        topics = store.list_topics()
+        details = [store.describe_topic(t.name) for t in topics]
+        groups = list_groups(store)
+        doc = {
+            "path": store.path,
+            "format_version": store.format_version,
+            "topics": len(topics),
+            "partitions": sum(t.partition_count for t in topics),
+            "records": sum(p.end_offset - p.start_offset for d in details for p in d.partitions),
+            "size_bytes": sum(p.size_bytes for d in details for p in d.partitions),
+            "segments": sum(p.segments for d in details for p in d.partitions),
+            "groups": groups,
+        }
+    if _fmt(obj, output) == "json":
+        click.echo(json.dumps(doc))
+        return
+    click.echo(f"Store: {doc['path']}")
+    click.echo(f"Format version: {doc['format_version']}")
+    click.echo(
+        f"Topics: {doc['topics']} ({doc['partitions']} partitions, {doc['segments']} segments, "
+        f"{doc['records']} records, {format_size(doc['size_bytes'])})"
+    )
+    for d in details:
+        size = sum(p.size_bytes for p in d.partitions)
+        click.echo(f"  {d.name}: {d.partition_count} partition(s), {format_size(size)}")
+    click.echo(f"Consumer groups: {len(groups)}" + (f" ({', '.join(groups)})" if groups else ""))
+
+
 # --- verification ---------------------------------------------------------------------------------
 
 

@@ -152,7 +152,13 @@ TOPIC_KEYS: dict[str, _Key] = {
             doc="preallocated size of each index file",
         ),
         _Key("index.interval.bytes", 4096, parse_size_bytes, 0, doc="bytes between offset index entries"),
-        _Key("retention.ms", 604800000, parse_duration_ms, -1, doc="delete segments older than this (-1 never)"),
+        _Key(
+            "retention.ms",
+            604800000,
+            parse_duration_ms,
+            -1,
+            doc="delete segments whose newest record is older than this (-1 never)",
+        ),
         _Key("retention.bytes", -1, parse_size_bytes, -1, doc="per-partition size limit (-1 none)"),
         _Key("max.message.bytes", 1048588, parse_size_bytes, 0, doc="largest batch accepted"),
         _Key("flush.messages", 1, parse_int, 1, doc="fsync after this many records (1 = every append)"),
@@ -172,9 +178,32 @@ TOPIC_KEYS: dict[str, _Key] = {
             doc="record time from the producer, or stamped at append",
         ),
         _Key("cleanup.policy", "delete", _choice, choices=("delete",), doc="what retention does"),
-        _Key("file.delete.delay.ms", 60000, parse_duration_ms, 0, doc="delay before unlinking .deleted files"),
+        _Key(
+            "file.delete.delay.ms",
+            60000,
+            parse_duration_ms,
+            0,
+            doc="Kafka's delay before unlinking .deleted files; accepted, not waited for (readers keep open files)",
+        ),
     )
 }
+
+
+def reference_table() -> str:
+    """The README's table of topic configs, made from :data:`TOPIC_KEYS` (a test keeps the README
+    equal to it)."""
+    rows = ["| config | default | what it does |", "|---|---|---|"]
+    for k in TOPIC_KEYS.values():
+        default = k.default
+        if k.parse is parse_duration_ms and isinstance(default, int):
+            shown = f"`{default}` ({format_duration_ms(default)})"
+        elif k.parse is parse_size_bytes and isinstance(default, int) and k.name != "index.interval.bytes":
+            shown = f"`{default}` ({format_size(default)})"
+        else:
+            shown = f"`{default}`"
+        doc = k.doc + (f"; one of {', '.join(k.choices)}" if k.choices else "")
+        rows.append(f"| `{k.name}` | {shown} | {doc} |")
+    return "\n".join(rows)
 
 
 def validate_topic_config(config: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -197,6 +197,11 @@ class LogStore:
                 )
             self._start_retention(retention_check_interval_ms / 1000.0)
 
+    @property
+    def format_version(self) -> int:
+        """The on-disk format version of this store (``logstore.json``)."""
+        return int(self._meta.get("format_version", FORMAT_VERSION))
+
     @classmethod
     def open(cls, path: str | os.PathLike[str], **kwargs: Any) -> LogStore:
         """Same as ``LogStore(path, **kwargs)``."""

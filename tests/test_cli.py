@@ -111,6 +111,30 @@ def test_every_command_has_help():
         assert r.exit_code == 0
 
 
+def test_every_command_and_topic_config_is_in_the_readme():
+    from logstore.config import TOPIC_KEYS
+
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+
+    def walk(group, path):
+        for name, cmd in group.commands.items():
+            if hasattr(cmd, "commands"):
+                yield from walk(cmd, [*path, name])
+            else:
+                yield " ".join([*path, name])
+
+    missing = [c for c in walk(cli, []) if f" {c}" not in readme]
+    assert not missing, f"commands with no README entry: {missing}"
+    undocumented = [k for k in TOPIC_KEYS if f"`{k}`" not in readme]
+    assert not undocumented, f"topic configs the README does not name: {undocumented}"
+    from logstore.config import reference_table
+
+    start = readme.index("<!-- config-reference")
+    table = readme[readme.index("\n", start) + 1 : readme.index("<!-- /config-reference -->")].strip()
+    assert table == reference_table(), "README's config table is stale: paste logstore.config.reference_table()"
+
+
 def test_version_and_dir_env(tmp_path):
     runner = CliRunner()
     assert "logstore, version" in runner.invoke(cli, ["--version"]).stdout

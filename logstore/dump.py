@@ -1,0 +1,240 @@
+"""Kafka's ``kafka-dump-log`` (DumpLogSegments) for segment, index and time-index files.
+
+:func:`dump_file` yields the lines Kafka's tool prints, field for field, so that scripts written
+against Kafka's output work on logstore's files (and logstore's dump works on Kafka's files):
+
+* a ``.log``: ``Dumping <file>``, ``Log starting offset: <base>``, then one line per batch
+  (``baseOffset: … lastOffset: … count: … position: … CreateTime: … size: … magic: 2
+  compresscodec: … crc: … isvalid: …``) and, with ``deep``, one ``| offset: …`` line per record
+  (``print_data`` adds ``key:`` and ``payload:``). Bytes after the last whole batch are reported as
+  ``Found N invalid bytes at the end of <name>``;
+* a ``.index``: ``offset: N position: P`` per entry (stopping at the zeroed, preallocated tail);
+* a ``.timeindex``: ``timestamp: T offset: N`` per entry.
+
+Lines are ``(to_stderr, text)`` pairs: findings Kafka prints on stderr (non-consecutive offsets,
+index entries that do not match the log, unknown files) come with ``to_stderr`` true. Nothing
+here writes to a file.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+from collections.abc import Iterator
+
+from .records.batch import (
+    ATTRIBUTES_OFFSET,
+    RECORD_BATCH_OVERHEAD,
+    BatchHeader,
+    crc32c,
+    decode_batch,
+    iter_batches,
+)
+
+__all__ = ["dump_file"]
+
+_CODECS = {0: "none", 1: "gzip", 2: "snappy", 3: "lz4", 4: "zstd"}
+_INT32_MAX = 0x7FFFFFFF
+Line = tuple[bool, str]
+
+
+def _sequence(base: int, delta: int) -> int:
+    """Kafka's DefaultRecordBatch.incrementSequence: -1 stays -1, else wrap past Int.MaxValue."""
+    if base == -1:
+        return -1
+    if base > _INT32_MAX - delta:
+        return delta - (_INT32_MAX - base) - 1
+    return base + delta
+
+
+def _text(b: bytes) -> str:
+    return b.decode("utf-8", "replace")  # Kafka's default StringDecoder
+
+
+def dump_file(
+    path: str, *, deep: bool = False, print_data: bool = False, skip_record_metadata: bool = False
+) -> Iterator[Line]:
+    """The lines ``kafka-dump-log --files path`` prints (see the module docstring).
+    ``print_data`` implies ``deep``, as in Kafka. Raises OSError when the file cannot be read."""
+    yield False, f"Dumping {path}"
+    name = os.path.basename(path)
+    if name.endswith(".log"):
+        yield from _dump_log(path, deep or print_data, print_data, skip_record_metadata)
+    elif name.endswith(".index"):
+        yield from _dump_index(path)
+    elif name.endswith(".timeindex"):
+        yield from _dump_time_index(path)
+    else:
+        yield True, f"Ignoring unknown file {path}"
+
+
+def _base(path: str) -> int | None:
+    try:
+        return int(os.path.basename(path).split(".")[0])
+    except ValueError:
+        return None
+
+
+def _map(path: str) -> tuple[memoryview, mmap.mmap | None]:
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size == 0:
+            return memoryview(b""), None
+        m = mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ)
+    return memoryview(m), m
+
+
+def _dump_log(path: str, deep: bool, print_data: bool, skip_meta: bool) -> Iterator[Line]:
+    base = _base(path)
+    if base is not None:
+        yield False, f"Log starting offset: {base}"
+    view, m = _map(path)
+    non_consecutive: list[tuple[int, int]] = []
+    try:
+        valid = 0
+        last = -1
+        for pos, h in iter_batches(view):
+            end = pos + h.size
+            ok = crc32c(view[pos + ATTRIBUTES_OFFSET : end]) == h.crc
+            ts_type = "LogAppendTime" if h.attributes & 0x08 else "CreateTime"
+            if h.magic >= 2:
+                horizon = f"OptionalLong[{h.base_timestamp}]" if h.attributes & 0x40 else "OptionalLong.empty"
+                head = (
+                    f"baseOffset: {h.base_offset} lastOffset: {h.base_offset + h.last_offset_delta} "
+                    f"count: {h.records_count} baseSequence: {h.base_sequence} "
+                    f"lastSequence: {_sequence(h.base_sequence, h.last_offset_delta)} producerId: {h.producer_id} "
+                    f"producerEpoch: {h.producer_epoch} partitionLeaderEpoch: {h.partition_leader_epoch} "
+                    f"isTransactional: {'true' if h.attributes & 0x10 else 'false'} "
+                    f"isControl: {'true' if h.attributes & 0x20 else 'false'} deleteHorizonMs: {horizon}"
+                )
+            else:
+                head = f"offset: {h.base_offset + h.last_offset_delta}"
+            yield (
+                False,
+                f"{head} position: {pos} {ts_type}: {h.max_timestamp} size: {h.size} magic: {h.magic} "
+                f"compresscodec: {_CODECS.get(h.attributes & 0x07, 'unknown')} crc: {h.crc} "
+                f"isvalid: {'true' if ok else 'false'}",
+            )
+            if deep:
+                if not ok:
+                    yield (
+                        True,
+                        f"Skipping the records of the batch at position {pos} of {path}: its CRC does not match.",
+                    )
+                else:
+                    yield from _records(view, pos, h, ts_type, print_data, skip_meta, path, non_consecutive, last)
+                    if h.records_count:
+                        last = h.base_offset + h.last_offset_delta
+            valid = end
+        trailing = len(view) - valid
+        if trailing > 0:
+            yield False, f"Found {trailing} invalid bytes at the end of {os.path.basename(path)}"
+    finally:
+        view.release()
+        if m is not None:
+            m.close()
+    if non_consecutive:
+        yield True, f"Non-consecutive offsets in {os.path.abspath(path)}"
+        for a, b in reversed(non_consecutive):
+            yield True, f"  {a} is followed by {b}"
+
+
+def _records(
+    view: memoryview,
+    pos: int,
+    h: BatchHeader,
+    ts_type: str,
+    print_data: bool,
+    skip_meta: bool,
+    path: str,
+    non_consecutive: list[tuple[int, int]],
+    last: int,
+) -> Iterator[Line]:
+    cols = decode_batch(view, pos, verify=False, path=path)
+    control = bool(h.attributes & 0x20)
+    base_seq = h.base_sequence
+    base_off = h.base_offset
+    log_append = bool(h.attributes & 0x08)
+    max_ts = h.max_timestamp
+    for off, ts, key, value, headers in zip(
+        cols.offsets, cols.timestamps, cols.keys, cols.values, cols.headers, strict=True
+    ):
+        if last != -1 and off != last + 1:
+            non_consecutive.append((last, off))
+        last = off
+        if log_append:
+            ts = max_ts  # a LogAppendTime batch's records all carry its timestamp
+        out = ""
+        prefix = "| "
+        if not skip_meta:
+            out += (
+                f"{prefix}offset: {off} {ts_type}: {ts} keySize: {-1 if key is None else len(key)} "
+                f"valueSize: {-1 if value is None else len(value)}"
+                f" sequence: {_sequence(base_seq, off - base_off)} headerKeys: [{','.join(k for k, _ in headers)}]"
+            )
+            prefix = " "
+            if control and key is not None and len(key) >= 4:
+                ctype = struct.unpack(">h", key[2:4])[0]
+                if ctype in (0, 1) and value is not None and len(value) >= 6:
+                    epoch = struct.unpack(">i", value[2:6])[0]
+                    out += f" endTxnMarker: {'COMMIT' if ctype else 'ABORT'} coordinatorEpoch: {epoch}"
+                else:
+                    out += f" controlType: UNKNOWN({ctype})"
+        if print_data and not control:
+            if key is not None:
+                out += f"{prefix}key: {_text(key)}"
+                prefix = " "
+            if value is not None:
+                out += f" payload: {_text(value)}"
+        yield False, out
+
+
+def _entries(path: str, width: int) -> Iterator[bytes]:
+    with open(path, "rb") as f:
+        data = f.read()
+    for i in range(len(data) // width):
+        yield data[i * width : (i + 1) * width]
+
+
+def _dump_index(path: str) -> Iterator[Line]:
+    base = _base(path) or 0
+    log_path = os.path.join(os.path.dirname(path), f"{base:020d}.log")
+    if os.path.getsize(path) < 8:
+        yield False, f"{path} is empty."
+        return
+    mismatches = []
+    try:
+        log_view, m = _map(log_path)
+    except OSError:
+        log_view, m = memoryview(b""), None
+    try:
+        for i, raw in enumerate(_entries(path, 8)):
+            rel, position = struct.unpack(">ii", raw)
+            offset = base + rel
+            if offset == base and i > 0:
+                break  # the zeroed, preallocated tail
+            if position + RECORD_BATCH_OVERHEAD <= len(log_view):
+                batch = next(iter_batches(log_view, position), None)
+                if batch is not None:
+                    h = batch[1]
+                    if h.base_offset + h.last_offset_delta != offset:
+                        mismatches.append((offset, h.base_offset + h.last_offset_delta))
+            yield False, f"offset: {offset} position: {position}"
+    finally:
+        log_view.release()
+        if m is not None:
+            m.close()
+    if mismatches:
+        yield True, f"Mismatches in :{os.path.abspath(path)}"
+        for a, b in reversed(mismatches):
+            yield True, f"  Index offset: {a}, log offset: {b}"
+
+
+def _dump_time_index(path: str) -> Iterator[Line]:
+    base = _base(path) or 0
+    for i, raw in enumerate(_entries(path, 12)):
+        ts, rel = struct.unpack(">qi", raw)
+        if base + rel == base and i > 0:
+            break
+        yield False, f"timestamp: {ts} offset: {base + rel}"

@@ -1,0 +1,126 @@
+"""`logstore dump-log` (Kafka's DumpLogSegments, line for line) and `logstore info`."""
+
+from __future__ import annotations
+
+import json
+
+import crc32c
+from click.testing import CliRunner
+
+from cli.main import cli
+from logstore import LogStore
+
+T0 = 1_718_000_000_000
+
+
+def run(*args):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def make(path, **config):
+    with LogStore(path) as s:
+        s.create_topic("t", 1, config)
+        s.append(
+            "t",
+            0,
+            [b'{"amount":3}', None],
+            [b"user-7", None],
+            timestamps=[T0, T0 + 5],
+            headers=[[("trace", b"x"), ("src", None)], None],
+        )
+        s.append("t", 0, [b"third"], timestamps=[T0 + 9], compression_type="lz4")
+    return path / "t-0" / "00000000000000000000.log"
+
+
+def test_dump_log_prints_kafkas_lines(tmp_path):
+    seg = make(tmp_path / "s")
+    data = seg.read_bytes()
+    first = int.from_bytes(data[8:12], "big") + 12  # size of the first batch
+    crc1 = crc32c.crc32c(data[21:first])
+    crc2 = crc32c.crc32c(data[first + 21 :])
+    r = run("dump-log", str(seg), "--print-data-log")
+    assert r.exit_code == 0
+    assert r.stdout.splitlines() == [
+        f"Dumping {seg}",
+        "Log starting offset: 0",
+        "baseOffset: 0 lastOffset: 1 count: 2 baseSequence: -1 lastSequence: -1 producerId: -1 producerEpoch: -1 "
+        "partitionLeaderEpoch: -1 isTransactional: false isControl: false deleteHorizonMs: OptionalLong.empty "
+        f"position: 0 CreateTime: {T0 + 5} size: {first} magic: 2 compresscodec: none crc: {crc1} isvalid: true",
+        f"| offset: 0 CreateTime: {T0} keySize: 6 valueSize: 12 sequence: -1 headerKeys: [trace,src] "
+        'key: user-7 payload: {"amount":3}',
+        f"| offset: 1 CreateTime: {T0 + 5} keySize: -1 valueSize: -1 sequence: -1 headerKeys: []",
+        "baseOffset: 2 lastOffset: 2 count: 1 baseSequence: -1 lastSequence: -1 producerId: -1 producerEpoch: -1 "
+        "partitionLeaderEpoch: -1 isTransactional: false isControl: false deleteHorizonMs: OptionalLong.empty "
+        f"position: {first} CreateTime: {T0 + 9} size: {len(data) - first} magic: 2 compresscodec: lz4 crc: {crc2} "
+        "isvalid: true",
+        f"| offset: 2 CreateTime: {T0 + 9} keySize: -1 valueSize: 5 sequence: -1 headerKeys: [] payload: third",
+    ]
+    shallow = run("dump-log", "--files", str(seg)).stdout.splitlines()
+    assert len(shallow) == 4 and not any(ln.startswith("|") for ln in shallow)  # batches only
+    only = run("dump-log", str(seg), "--print-data-log", "--skip-record-metadata").stdout.splitlines()
+    assert only[3:5] == ['| key: user-7 payload: {"amount":3}', ""]  # Kafka prints nothing for a null record
+
+
+def test_dump_log_of_a_log_append_time_topic_names_the_timestamp_type(tmp_path):
+    seg = make(tmp_path / "s", **{"message.timestamp.type": "LogAppendTime"})
+    lines = run("dump-log", str(seg), "--deep-iteration").stdout.splitlines()
+    stamp = lines[2].split("LogAppendTime: ")[1].split()[0]
+    assert int(stamp) > T0 + 1000  # the append time, not the producer's
+    assert lines[3].startswith(f"| offset: 0 LogAppendTime: {stamp} ")  # every record carries it
+
+
+def test_dump_log_reports_damage_as_kafka_does(tmp_path):
+    seg = make(tmp_path / "s")
+    data = bytearray(seg.read_bytes())
+    data[40] ^= 0xFF  # inside the first batch: its CRC no longer matches
+    seg.write_bytes(bytes(data) + b"\x00\x00\x00")  # and a torn tail
+    r = run("dump-log", str(seg), "--deep-iteration")
+    lines = r.stdout.splitlines()
+    assert lines[2].endswith("isvalid: false") and lines[3].startswith("baseOffset: 2")
+    assert lines[-1] == "Found 3 invalid bytes at the end of 00000000000000000000.log"
+    assert "Skipping the records of the batch at position 0" in r.stderr
+
+
+def test_dump_index_and_time_index(tmp_path):
+    path = tmp_path / "s"
+    with LogStore(path) as s:
+        s.create_topic("t", 1, {"index.interval.bytes": 1})
+        for i in range(4):
+            s.append("t", 0, [b"v%d" % i], timestamps=[T0 + i])
+    d = path / "t-0"
+    r = run("dump-log", str(d / "00000000000000000000.index"), str(d / "00000000000000000000.timeindex"))
+    lines = r.stdout.splitlines()
+    size = (d / "00000000000000000000.log").stat().st_size // 4  # four equal batches
+    assert lines[1:4] == [f"offset: {o} position: {o * size}" for o in (1, 2, 3)]  # the first batch is not indexed
+    assert lines[5:] == [f"timestamp: {T0 + o} offset: {o}" for o in (1, 2, 3)]
+    # an index entry that names the wrong batch is reported on stderr, as Kafka does
+    raw = bytearray((d / "00000000000000000000.index").read_bytes())
+    raw[3] = 2  # entry 0 now says offset 2 at the position of offset 1
+    (d / "00000000000000000000.index").write_bytes(bytes(raw))
+    r = run("dump-log", str(d / "00000000000000000000.index"))
+    assert "Mismatches in :" in r.stderr and "Index offset: 2, log offset: 1" in r.stderr
+
+
+def test_dump_log_errors(tmp_path):
+    r = run("dump-log")
+    assert r.exit_code == 2
+    r = run("dump-log", str(tmp_path / "nope.log"))
+    assert r.exit_code == 3 and "no such file" in r.stderr
+    other = tmp_path / "notes.txt"
+    other.write_text("x")
+    r = run("dump-log", str(other))
+    assert r.exit_code == 0 and f"Ignoring unknown file {other}" in r.stderr
+
+
+def test_info(tmp_path):
+    path = tmp_path / "s"
+    make(path)
+    r = run("--dir", str(path), "info")
+    assert r.exit_code == 0
+    lines = r.stdout.splitlines()
+    assert lines[0] == f"Store: {path}" and lines[1] == "Format version: 1"
+    assert lines[2].startswith("Topics: 1 (1 partitions, 1 segments, 3 records, ")
+    assert lines[-1] == "Consumer groups: 0"
+    doc = json.loads(run("--dir", str(path), "info", "--output", "json").stdout)
+    assert (doc["topics"], doc["partitions"], doc["records"], doc["groups"]) == (1, 1, 3, [])
+    assert run("--dir", str(tmp_path / "none"), "info").exit_code == 1
