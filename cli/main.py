@@ -59,6 +59,34 @@ def run(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def _store_dir(ctx: click.Context) -> str:
+    root = ctx.find_root()
+    return str(root.params.get("directory") or os.environ.get("LOGSTORE_DIR") or DEFAULT_DIR)
+
+
+def _complete_topics(ctx: click.Context, incomplete: str) -> list[Any]:
+    """Shell completion of topic names (read-only look at the store; nothing on error)."""
+    from click.shell_completion import CompletionItem
+
+    try:
+        with LogStore(_store_dir(ctx), create=False, read_only=True) as store:
+            return [CompletionItem(t) for t in store.topic_names() if t.startswith(incomplete)]
+    except Exception:
+        return []
+
+
+def _complete_groups(ctx: click.Context, incomplete: str) -> list[Any]:
+    """Shell completion of consumer group ids."""
+    from click.shell_completion import CompletionItem
+
+    from logstore.groups.coordinator import list_group_ids
+
+    try:
+        return [CompletionItem(g) for g in list_group_ids(_store_dir(ctx)) if g.startswith(incomplete)]
+    except Exception:
+        return []
+
+
 @click.group(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--dir",
@@ -106,7 +134,7 @@ def human(key: str, value: Any) -> str:
 
 
 @topic.command("create")
-@click.argument("name")
+@click.argument("name", shell_complete=lambda c, p, i: _complete_topics(c, i))
 @click.option("--partitions", "-p", default=1, show_default=True, type=click.IntRange(min=1))
 @click.option("--config", "-c", "configs", multiple=True, metavar="KEY=VALUE", help="Topic config (repeatable).")
 @click.option("--if-not-exists", is_flag=True, help="Succeed when the topic exists already.")
@@ -140,7 +168,7 @@ def topic_list(obj: Ctx) -> None:
 
 
 @topic.command("describe")
-@click.argument("names", nargs=-1, required=True)
+@click.argument("names", nargs=-1, required=True, shell_complete=lambda c, p, i: _complete_topics(c, i))
 @click.pass_obj
 @run
 def topic_describe(obj: Ctx, names: tuple[str, ...]) -> None:
@@ -176,7 +204,7 @@ def topic_describe(obj: Ctx, names: tuple[str, ...]) -> None:
 
 
 @topic.command("delete")
-@click.argument("name")
+@click.argument("name", shell_complete=lambda c, p, i: _complete_topics(c, i))
 @click.option("--if-exists", is_flag=True, help="Succeed when the topic does not exist.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--dry-run", is_flag=True, help="Say what would be deleted; change nothing.")
@@ -206,7 +234,7 @@ def topic_delete(obj: Ctx, name: str, if_exists: bool, yes: bool, dry_run: bool)
 
 
 @topic.command("alter")
-@click.argument("name")
+@click.argument("name", shell_complete=lambda c, p, i: _complete_topics(c, i))
 @click.option("--config", "-c", "configs", multiple=True, metavar="KEY=VALUE", help="Set a topic config (repeatable).")
 @click.option("--delete-config", "deletes", multiple=True, metavar="KEY", help="Back to the store default.")
 @click.pass_obj
@@ -305,7 +333,7 @@ def _parse_jsonl(line: bytes) -> dict[str, Any]:
 
 
 @cli.command()
-@click.argument("topic")
+@click.argument("topic", shell_complete=lambda c, p, i: _complete_topics(c, i))
 @click.option("--file", "-l", "file_", type=click.File("rb"), help="Read records from FILE (default: stdin).")
 @click.option("--input", "input_format", type=click.Choice(["lines", "jsonl"]), default="lines", show_default=True)
 @click.option("--key-separator", "-K", help="Split each line into key SEP value (Kafka's parse.key).")
@@ -719,7 +747,7 @@ class Formatter:
 
 
 @cli.command()
-@click.argument("topic")
+@click.argument("topic", shell_complete=lambda c, p, i: _complete_topics(c, i))
 @click.option("--partition", "-p", "partitions", metavar="N[,N...]", help="Only these partitions (default: all).")
 @click.option(
     "--offset",
@@ -915,7 +943,7 @@ def consume(
 
 
 @cli.command()
-@click.argument("topic")
+@click.argument("topic", shell_complete=lambda c, p, i: _complete_topics(c, i))
 @click.option("--partition", "-p", "partitions", metavar="N[,N...]", help="Only these partitions (default: all).")
 @click.option(
     "--time",
@@ -1017,7 +1045,7 @@ def group_list(obj: Ctx, with_state: bool, output: str | None) -> None:
 
 
 @group.command("describe")
-@click.argument("groups", nargs=-1, required=True)
+@click.argument("groups", nargs=-1, required=True, shell_complete=lambda c, p, i: _complete_groups(c, i))
 @click.option("--members", "view", flag_value="members", help="Members and their partition counts.")
 @click.option("--state", "view", flag_value="state", help="Assignor, state, generation and member count.")
 @click.option("--offsets", "view", flag_value="offsets", default=True, help="Per-partition offsets and lag (default).")
@@ -1130,7 +1158,7 @@ def _reset_scope(topics: tuple[str, ...], all_topics: bool) -> list[Any] | None:
 
 
 @group.command("reset-offsets")
-@click.argument("group_id", metavar="GROUP")
+@click.argument("group_id", metavar="GROUP", shell_complete=lambda c, p, i: _complete_groups(c, i))
 @click.option("--topic", "topics", multiple=True, metavar="TOPIC[:P,P...]", help="Topic (and partitions) to reset.")
 @click.option("--all-topics", is_flag=True, help="Every topic the group has committed offsets for.")
 @click.option("--to-earliest", is_flag=True, help="To the log start.")
@@ -1231,15 +1259,21 @@ def group_reset_offsets(
 
 
 @group.command("delete")
-@click.argument("groups", nargs=-1, required=True)
+@click.argument("groups", nargs=-1, required=True, shell_complete=lambda c, p, i: _complete_groups(c, i))
+@click.option("--dry-run", is_flag=True, help="Say what would be deleted; change nothing.")
 @click.pass_obj
 @run
-def group_delete(obj: Ctx, groups: tuple[str, ...]) -> None:
+def group_delete(obj: Ctx, groups: tuple[str, ...], dry_run: bool) -> None:
     """Delete consumer GROUPS and their committed offsets. Refused while a group has live members."""
-    from logstore.groups.admin import delete_group
+    from logstore.groups.admin import delete_group, describe_group
 
     with obj.store(create=False) as store:
         for g in groups:
+            if dry_run:
+                d = describe_group(store, g)
+                state = f"{len(d.members)} live member(s): it would be refused" if d.members else "no live members"
+                click.echo(f"Would delete consumer group '{g}' ({len(d.partitions)} committed offset(s), {state}).")
+                continue
             delete_group(store, g)
             click.echo(f"Deleted consumer group '{g}'.")
 
@@ -1446,6 +1480,19 @@ def verify(obj: Ctx, topic_name: str | None) -> None:
         click.echo(f"{len(problems)} problem(s) found.", err=True)
         sys.exit(1)
     obj.info("ok: no problems found.")
+
+
+@cli.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the shell completion script for SHELL (it completes commands, options, topic and
+    group names). Install: eval "$(logstore completion bash)" in ~/.bashrc (zsh: ~/.zshrc;
+    fish: logstore completion fish > ~/.config/fish/completions/logstore.fish)."""
+    from click.shell_completion import get_completion_class
+
+    cls = get_completion_class(shell)
+    assert cls is not None
+    click.echo(cls(cli, {}, "logstore", "_LOGSTORE_COMPLETE").source())
 
 
 # --- the demo -------------------------------------------------------------------------------------

@@ -124,3 +124,38 @@ def test_info(tmp_path):
     doc = json.loads(run("--dir", str(path), "info", "--output", "json").stdout)
     assert (doc["topics"], doc["partitions"], doc["records"], doc["groups"]) == (1, 1, 3, [])
     assert run("--dir", str(tmp_path / "none"), "info").exit_code == 1
+
+
+def test_shell_completion_completes_topics_and_groups(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "s"
+    make(path)
+    with LogStore(path) as s:
+        s.create_topic("orders", 1)
+        s.create_topic("other", 1)
+    from logstore import Consumer, TopicPartition
+
+    with LogStore(path) as s, Consumer(s, group_id="billing", enable_auto_commit=False) as c:
+        c.assign([TopicPartition("t", 0)])
+        c.commit(offsets={TopicPartition("t", 0): 1})
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    def complete(words):
+        env = dict(
+            os.environ,
+            _LOGSTORE_COMPLETE="bash_complete",
+            COMP_WORDS=" ".join(["logstore", *words]),
+            COMP_CWORD=str(len(words)),
+            LOGSTORE_DIR=str(path),
+        )
+        code = "from cli.main import cli; cli(prog_name='logstore')"
+        out = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True)
+        return [ln.split(",", 1)[1] for ln in out.stdout.splitlines() if ln.startswith("plain,")]
+
+    assert complete(["consume", "o"]) == ["orders", "other"]
+    assert complete(["group", "describe", "b"]) == ["billing"]
+    assert "bash" in run("completion", "bash").stdout.lower()
+    assert run("completion", "tcsh").exit_code == 2
