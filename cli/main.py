@@ -1483,6 +1483,58 @@ def verify(obj: Ctx, topic_name: str | None) -> None:
 
 
 @cli.command()
+@click.option("--topic", "-t", "topic_name", help="Only this topic (default: all).")
+@click.option("--dry-run", is_flag=True, help="Only verify and report; change nothing.")
+@click.option("--truncate-damaged", is_flag=True, help="Cut each log at its first damaged batch (loses what follows).")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before --truncate-damaged.")
+@OUTPUT_OPTION
+@click.pass_obj
+@run
+def recover(
+    obj: Ctx, topic_name: str | None, dry_run: bool, truncate_damaged: bool, yes: bool, output: str | None
+) -> None:
+    """Apply the documented repairs now: check every batch CRC, rebuild every index from its log,
+    cut torn tails, remove leftover files. Damage inside fsynced data is reported, not cut, unless
+    --truncate-damaged. Each partition must not be open in another process.
+
+    Prints TOPIC PARTITION SEGMENTS INDEXES-REBUILT BYTES-CUT LOG-END-OFFSET RESULT; exits 1 when
+    damage was left in place.
+    """
+    if truncate_damaged and not dry_run and not yes:
+        if not sys.stdin.isatty():
+            raise click.UsageError("refusing --truncate-damaged without --yes when stdin is not a terminal")
+        click.confirm(
+            "Cut every damaged log at its first damaged batch, losing the records after it?", abort=True, err=True
+        )
+    with obj.store(create=False, read_only=dry_run) as store:
+        results = store.recover(topic_name, truncate_damaged=truncate_damaged, dry_run=dry_run)
+    if _fmt(obj, output) == "json":
+        click.echo(
+            json.dumps([{k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(r).items()} for r in results])
+        )
+    else:
+        rows = []
+        for r in results:
+            if r.error:
+                result = "DAMAGED"
+            elif r.dry_run:
+                result = f"{len(r.problems)} problem(s)" if r.problems else "ok"
+            else:
+                result = "repaired" if (r.bytes_cut or r.problems) else "ok"
+            rows.append([r.topic, r.partition, r.segments, r.indexes_rebuilt, r.bytes_cut, r.log_end_offset, result])
+        header = ["TOPIC", "PARTITION", "SEGMENTS", "INDEXES-REBUILT", "BYTES-CUT", "LOG-END-OFFSET", "RESULT"]
+        if rows:
+            click.echo(_table(rows, header))
+        for r in results:
+            for p in r.problems:
+                obj.info(f"{'found' if not r.dry_run else 'would repair'}: {p}")
+            if r.error:
+                click.echo(f"Error: {r.error}", err=True)
+    if any(r.error for r in results):
+        sys.exit(1)
+
+
+@cli.command()
 @click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
 def completion(shell: str) -> None:
     """Print the shell completion script for SHELL (it completes commands, options, topic and

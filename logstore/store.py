@@ -17,6 +17,7 @@ Several processes may open the same store at once (see :mod:`logstore.storage.lo
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import os
 import resource
@@ -36,6 +37,7 @@ from .errors import (
     InvalidTopicError,
     LogClosedError,
     StoreFormatError,
+    StoreLockedError,
     TopicExistsError,
     UnknownPartitionError,
     UnknownTopicError,
@@ -54,7 +56,7 @@ from .storage.files import (
     write_checkpoint,
 )
 from .storage.locks import FileLock
-from .storage.log import LOCK_FILE, AppendResult, DeletionResult, PartitionLog, Problem
+from .storage.log import CLEAN_FILE, LOCK_FILE, OPEN_FILE, AppendResult, DeletionResult, PartitionLog, Problem
 from .storage.segment import LogSegment
 from .types import OffsetAndTimestamp, TopicPartition
 
@@ -62,6 +64,26 @@ FORMAT_VERSION = 1
 META_FILE = "logstore.json"
 TOPICS_FILE = "topics.json"
 STORE_LOCK = ".lock"
+
+
+@dataclass(frozen=True)
+class RepairResult:
+    """What :meth:`LogStore.recover` did to one partition (or, in a dry run, found).
+
+    ``problems`` are what verify found before; ``bytes_cut`` the torn or damaged bytes removed;
+    ``indexes_rebuilt`` the segments whose indexes were made again from the log; ``error`` the
+    damage left in place (a damaged batch in fsynced data without ``truncate_damaged``)."""
+
+    topic: str
+    partition: int
+    segments: int
+    indexes_rebuilt: int
+    bytes_cut: int
+    log_end_offset: int
+    problems: tuple[str, ...] = ()
+    removed_files: tuple[str, ...] = ()
+    error: str | None = None
+    dry_run: bool = False
 
 
 @dataclass(frozen=True)
@@ -634,6 +656,92 @@ class LogStore:
         new log start offset. Raises UnknownTopicError / UnknownPartitionError,
         OffsetOutOfRangeError above the log end."""
         return self.partition(topic, partition).delete_records(before_offset)
+
+    def recover(
+        self, topic: str | None = None, *, truncate_damaged: bool = False, dry_run: bool = False
+    ) -> list[RepairResult]:
+        """Run the documented repairs now, on every partition of ``topic`` (all when None): check
+        every batch's CRC, rebuild every index from its log, cut a torn tail, remove leftover
+        files. Damage inside fsynced data is reported, not cut, unless ``truncate_damaged``: then
+        the log is cut at the first damaged batch (records after it are lost; the report says how
+        many bytes). ``dry_run`` only verifies and reports. Each partition must not be open in
+        another process (StoreLockedError names it; nothing of it is changed). Raises
+        UnknownTopicError."""
+        self._check_open()
+        names = [topic] if topic is not None else self.topic_names()
+        out = []
+        for name in names:
+            entry = self._topic_entry(name)
+            for p in range(entry["partitions"]):
+                out.append(self._recover_partition(name, p, truncate_damaged, dry_run))
+        return out
+
+    def _recover_partition(self, topic: str, partition: int, truncate_damaged: bool, dry_run: bool) -> RepairResult:
+        tp = TopicPartition(topic, partition)
+        d = os.path.join(self.path, partition_dir_name(topic, partition))
+        if dry_run or self.read_only:
+            log = self.partition(topic, partition)
+            problems = tuple(str(x) for x in log.verify())
+            return RepairResult(topic, partition, len(log.segments), 0, 0, log.next_offset, problems, dry_run=True)
+        with self._lock:
+            old = self._logs.pop(tp, None)
+        if old is not None:
+            old.close()
+        before = PartitionLog(d, topic, partition, self._effective_config(self._topic_entry(topic)), read_only=True)
+        try:
+            problems = tuple(str(x) for x in before.verify())
+        finally:
+            before.close()
+        fd = os.open(os.path.join(d, OPEN_FILE), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise StoreLockedError(
+                    f"partition {topic}-{partition} is open in another process.",
+                    "Stop the processes using it (consumers, producers, --loop jobs), then run recover again.",
+                ) from None
+            # Forget what says "clean" and every index: the open below rebuilds them from the logs.
+            removed = []
+            for name in sorted(os.listdir(d)):
+                if name == CLEAN_FILE or name.endswith((".index", ".timeindex")):
+                    os.unlink(os.path.join(d, name))
+                    removed.append(name)
+            fsync_dir(d)
+            if truncate_damaged:
+                with self._store_lock:
+                    path = os.path.join(self.path, RECOVERY_POINT_CHECKPOINT)
+                    entries = read_checkpoint(path)
+                    entries[tp] = -1  # the explicit repair: cut at the first damage, wherever it is
+                    write_checkpoint(path, entries)
+        finally:
+            os.close(fd)  # releases the lock: the open below takes it again, alone
+        try:
+            log = self.partition(topic, partition)
+        except CorruptDataError as e:
+            return RepairResult(
+                topic,
+                partition,
+                0,
+                0,
+                0,
+                -1,
+                problems,
+                error=str(e) + " Run recover with --truncate-damaged to cut it.",
+            )
+        report = log.load_report
+        cut = sum(t.truncated_bytes for t in report.truncations)
+        rebuilt = len(report.recovered)
+        return RepairResult(
+            topic,
+            partition,
+            len(log.segments),
+            rebuilt,
+            cut,
+            log.next_offset,
+            problems,
+            tuple(os.path.basename(f) for f in report.removed_files),
+        )
 
     def _start_retention(self, interval: float) -> None:
         def run() -> None:

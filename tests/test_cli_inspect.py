@@ -159,3 +159,67 @@ def test_shell_completion_completes_topics_and_groups(tmp_path):
     assert complete(["group", "describe", "b"]) == ["billing"]
     assert "bash" in run("completion", "bash").stdout.lower()
     assert run("completion", "tcsh").exit_code == 2
+
+
+def test_recover_rebuilds_indexes_cuts_torn_tails_and_refuses_damage_unless_told(tmp_path):
+    path = tmp_path / "s"
+    with LogStore(path) as s:
+        s.create_topic("t", 1, {"index.interval.bytes": 1})
+        for i in range(6):
+            s.append("t", 0, [b"v%d" % i], timestamps=[T0 + i])
+    d = path / "t-0"
+    seg = d / "00000000000000000000.log"
+    (d / "00000000000000000000.index").write_bytes(b"\xff" * 16)  # a garbage index
+    size = seg.stat().st_size
+    with open(seg, "ab") as f:
+        f.write(b"\x00\x00\x00\x00\x00\x00\x00\x06\x00\x00")  # a torn tail
+    r = run("--dir", str(path), "recover", "--dry-run")
+    assert r.exit_code == 0 and "problem(s)" in r.stdout
+    assert seg.stat().st_size == size + 10  # the dry run changed nothing
+    r = run("--dir", str(path), "recover")
+    assert r.exit_code == 0
+    row = r.stdout.splitlines()[1].split()
+    assert row[:3] == ["t", "0", "1"] and row[4:] == ["10", "6", "repaired"]
+    assert seg.stat().st_size == size
+    with LogStore(path) as s:
+        assert s.read("t", 0, 3).offsets[0] == 3  # the rebuilt index finds it
+        assert s.verify() == []
+    # damage in fsynced data: reported and left alone, or cut with --truncate-damaged
+    data = bytearray(seg.read_bytes())
+    third = size // 6 * 2
+    data[third + 30] ^= 0xFF
+    seg.write_bytes(bytes(data))
+    r = run("--dir", str(path), "recover")
+    assert r.exit_code == 1 and "DAMAGED" in r.stdout and "--truncate-damaged" in r.stderr
+    assert seg.stat().st_size == size
+    r = run("--dir", str(path), "recover", "--truncate-damaged")
+    assert r.exit_code == 2 and "--yes" in r.output  # not a terminal: no silent data loss
+    r = run("--dir", str(path), "recover", "--truncate-damaged", "--yes")
+    assert r.exit_code == 0 and r.stdout.splitlines()[1].split()[5] == "2"  # offsets 0-1 kept
+    with LogStore(path) as s:
+        assert s.read("t", 0, 0).values == [b"v0", b"v1"] and s.verify() == []
+
+
+def test_recover_refuses_a_partition_open_elsewhere(tmp_path):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "s"
+    make(path)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = (
+        f"import sys, time; sys.path.insert(0, {root!r}); from logstore import LogStore; "
+        f"s = LogStore({str(path)!r}); s.partition('t', 0); print('open', flush=True); time.sleep(30)"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "open"
+        r = run("--dir", str(path), "recover")
+        assert r.exit_code == 1 and "open in another process" in r.stderr
+    finally:
+        proc.kill()
+        proc.wait()
+    time.sleep(0.1)
+    assert run("--dir", str(path), "recover").exit_code == 0

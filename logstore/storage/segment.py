@@ -394,7 +394,9 @@ class LogSegment:
         A tail is torn when nothing valid follows the first bad batch: the bytes are cut and the
         count returned. Damage followed by a valid batch, or a bad batch below ``durable_offset``
         (the recovery point: data known to be fsynced), is not a torn write; it raises
-        CorruptLogError (file, position) and cuts nothing.
+        CorruptLogError (file, position) and cuts nothing. A negative ``durable_offset`` is the
+        explicit repair (``logstore recover --truncate-damaged``): cut at the first bad batch
+        whatever follows it.
         """
         with self._handle_lock:
             return self._recover(durable_offset)
@@ -478,7 +480,7 @@ class LogSegment:
                     valid,
                     hint="Restore the file from a copy; the data before this position is intact.",
                 )
-            later = self._find_valid_batch_after(valid, file_size, expected_offset)
+            later = None if durable_offset < 0 else self._find_valid_batch_after(valid, file_size, expected_offset)
             if later is not None:
                 raise CorruptLogError(
                     f"damaged record batch ({reason}) followed by a valid batch at byte {later}: this is not a "
