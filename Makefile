@@ -21,7 +21,7 @@ data: $(STAMP) data/events.jsonl
 
 ## make run: the demo - an embedded store under data/store, sample events in, read back, described.
 run: $(STAMP) data/events.jsonl
-	$(BIN)/logstore --dir data/store demo --input data/events.jsonl
+	$(BIN)/python data/walkthrough.py
 
 ## make test: the whole suite.
 test: $(STAMP)

@@ -140,3 +140,39 @@ def test_version_and_dir_env(tmp_path):
     assert "logstore, version" in runner.invoke(cli, ["--version"]).stdout
     r = runner.invoke(cli, ["topic", "create", "t"], env={"LOGSTORE_DIR": str(tmp_path / "e")})
     assert r.exit_code == 0 and os.path.exists(tmp_path / "e" / "topics.json")
+
+
+def test_the_readme_walkthrough_runs_verbatim_on_a_fresh_store(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    with open(os.path.join(ROOT, "data", "walkthrough.txt"), encoding="utf-8") as f:
+        walk = f.read().strip()
+    start = readme.index("<!-- walkthrough")
+    block = readme[start : readme.index("<!-- /walkthrough -->")]
+    assert block.split("```sh\n", 1)[1].rsplit("```", 1)[0].strip() == walk, (
+        "README walkthrough != data/walkthrough.txt"
+    )
+    (tmp_path / "data").mkdir()
+    for name in ("events.jsonl", "walkthrough.txt", "walkthrough.py"):
+        shutil.copy(os.path.join(ROOT, "data", name), tmp_path / "data" / name)
+    r = subprocess.run(
+        [sys.executable, str(tmp_path / "data" / "walkthrough.py")], capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 0, r.stderr
+    commands = [ln for ln in walk.splitlines() if ln.startswith("logstore")]
+    assert [ln[2:] for ln in r.stdout.splitlines() if ln.startswith("$ ")] == commands
+    out = r.stdout
+    assert "Created topic events." in out and "readers events 2         58             415            357" in out
+    assert "0:100 user-00347" in out and "315 1700000010011 user-00025" in out
+    plan = [ln.split() for ln in out.splitlines() if ln.startswith("events ")]
+    assert [(p[1], p[2], p[4], p[5]) for p in plan] == [
+        ("0", "1", "592", "retention.ms"),
+        ("1", "1", "349", "retention.ms"),
+        ("2", "1", "415", "retention.ms"),
+        ("3", "1", "494", "retention.ms"),
+    ]
+    assert "ok: no problems found." in r.stderr and (tmp_path / "data" / "store" / "events-0").is_dir()
