@@ -97,7 +97,13 @@ def _complete_groups(ctx: click.Context, incomplete: str) -> list[Any]:
     type=click.Path(file_okay=False),
     help="Store directory (env LOGSTORE_DIR).",
 )
-@click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text", help="Output format.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Choice(["text", "json", "jsonl"]),
+    default="text",
+    help="Output format: text, json (one document), jsonl (one JSON object per line).",
+)
 @click.option("-q", "--quiet", count=True, help="Fewer messages on stderr.")
 @click.option("-v", "--verbose", count=True, help="More messages on stderr.")
 @click.version_option(logstore.__version__, prog_name="logstore")
@@ -160,8 +166,8 @@ def topic_list(obj: Ctx) -> None:
     """List topics, one per line."""
     with obj.store(create=False) as store:
         topics = store.list_topics()
-    if obj.output == "json":
-        click.echo(json.dumps([{"topic": t.name, "partition_count": t.partition_count} for t in topics]))
+    if obj.output != "text":
+        _emit(obj.output, [{"topic": t.name, "partition_count": t.partition_count} for t in topics])
     else:
         for t in topics:
             click.echo(t.name)
@@ -177,7 +183,7 @@ def topic_describe(obj: Ctx, names: tuple[str, ...]) -> None:
     with obj.store(create=False) as store:
         for name in names:
             info = store.describe_topic(name)
-            if obj.output == "json":
+            if obj.output != "text":
                 docs.append(
                     {
                         "topic": info.name,
@@ -199,8 +205,8 @@ def topic_describe(obj: Ctx, names: tuple[str, ...]) -> None:
                     f"\tEndOffset: {p.end_offset}\tSegments: {p.segments}"
                     f"\tSize: {p.size_bytes} ({format_size(p.size_bytes)})"
                 )
-    if obj.output == "json":
-        click.echo(json.dumps(docs, indent=2))
+    if obj.output != "text":
+        _emit(obj.output, docs, indent=2)
 
 
 @topic.command("delete")
@@ -1014,11 +1020,24 @@ def _table(rows: list[list[Any]], header: list[str]) -> str:
 
 
 def _fmt(obj: Ctx, output: str | None) -> str:
-    return output or ("json" if obj.output == "json" else "text")
+    return output or obj.output
+
+
+def _emit(fmt: str, docs: Any, indent: int | None = None) -> None:
+    """Print ``docs`` as one JSON document, or with ``jsonl`` one object per line (a list's items)."""
+    if fmt == "jsonl":
+        for doc in docs if isinstance(docs, list) else [docs]:
+            click.echo(json.dumps(doc))
+    else:
+        click.echo(json.dumps(docs, indent=indent))
 
 
 OUTPUT_OPTION = click.option(
-    "--output", "output", type=click.Choice(["text", "json"]), default=None, help="Output format (default: text)."
+    "--output",
+    "output",
+    type=click.Choice(["text", "json", "jsonl"]),
+    default=None,
+    help="Output format: text (default), json (one document), jsonl (one JSON object per line).",
 )
 
 
@@ -1033,9 +1052,9 @@ def group_list(obj: Ctx, with_state: bool, output: str | None) -> None:
 
     with obj.store(create=False) as store:
         names = list_groups(store)
-        states = {g: describe_group(store, g).state for g in names} if with_state or _fmt(obj, output) == "json" else {}
-    if _fmt(obj, output) == "json":
-        click.echo(json.dumps([{"group": g, "state": states[g]} for g in names]))
+        states = {g: describe_group(store, g).state for g in names} if with_state or _fmt(obj, output) != "text" else {}
+    if _fmt(obj, output) != "text":
+        _emit(_fmt(obj, output), [{"group": g, "state": states[g]} for g in names])
     elif with_state:
         if names:
             click.echo(_table([[g, states[g]] for g in names], ["GROUP", "STATE"]))
@@ -1067,7 +1086,7 @@ def group_describe(obj: Ctx, groups: tuple[str, ...], view: str, verbose: bool, 
 
     with obj.store(create=False) as store:
         descs = [describe_group(store, g) for g in groups]
-    if _fmt(obj, output) == "json":
+    if _fmt(obj, output) != "text":
         docs = []
         for d in descs:
             docs.append(
@@ -1102,7 +1121,7 @@ def group_describe(obj: Ctx, groups: tuple[str, ...], view: str, verbose: bool, 
                     "problems": list(d.problems),
                 }
             )
-        click.echo(json.dumps(docs if len(groups) > 1 else docs[0], indent=2))
+        _emit(_fmt(obj, output), docs if len(groups) > 1 or _fmt(obj, output) == "jsonl" else docs[0], indent=2)
         return
     for i, d in enumerate(descs):
         if i:
@@ -1230,20 +1249,19 @@ def group_reset_offsets(
             plan = reset_offsets(store, group_id, chosen[0], topics=scope, execute=execute, clamp=clamp)
         except ValueError as e:
             raise click.UsageError(str(e)) from None
-    if _fmt(obj, output) == "json":
-        click.echo(
-            json.dumps(
-                [
-                    {
-                        "group": r.group,
-                        "topic": r.topic,
-                        "partition": r.partition,
-                        "current_offset": r.current_offset,
-                        "new_offset": r.new_offset,
-                    }
-                    for r in plan
-                ]
-            )
+    if _fmt(obj, output) != "text":
+        _emit(
+            _fmt(obj, output),
+            [
+                {
+                    "group": r.group,
+                    "topic": r.topic,
+                    "partition": r.partition,
+                    "current_offset": r.current_offset,
+                    "new_offset": r.new_offset,
+                }
+                for r in plan
+            ],
         )
     elif plan:
         click.echo(
@@ -1331,22 +1349,21 @@ def retention_run(
                 click.echo(f"Error: {e}", err=True)  # a long-running job reports and goes on
                 results = []
             due = [r for r in results if r.segments_deleted]
-            if _fmt(obj, output) == "json":
-                click.echo(
-                    json.dumps(
-                        [
-                            {
-                                "topic": r.topic,
-                                "partition": r.partition,
-                                "segments_deleted": r.segments_deleted,
-                                "bytes_freed": r.bytes_freed,
-                                "new_start_offset": r.log_start_offset,
-                                "reason": r.reason,
-                                "dry_run": r.dry_run,
-                            }
-                            for r in due
-                        ]
-                    )
+            if _fmt(obj, output) != "text":
+                _emit(
+                    _fmt(obj, output),
+                    [
+                        {
+                            "topic": r.topic,
+                            "partition": r.partition,
+                            "segments_deleted": r.segments_deleted,
+                            "bytes_freed": r.bytes_freed,
+                            "new_start_offset": r.log_start_offset,
+                            "reason": r.reason,
+                            "dry_run": r.dry_run,
+                        }
+                        for r in due
+                    ],
                 )
             elif due:
                 header = ["TOPIC", "PARTITION", "SEGMENTS-DELETED", "BYTES-FREED", "NEW-START-OFFSET", "REASON"]
@@ -1445,8 +1462,8 @@ def info(obj: Ctx, output: str | None) -> None:
             "segments": sum(p.segments for d in details for p in d.partitions),
             "groups": groups,
         }
-    if _fmt(obj, output) == "json":
-        click.echo(json.dumps(doc))
+    if _fmt(obj, output) != "text":
+        _emit(_fmt(obj, output), doc)
         return
     click.echo(f"Store: {doc['path']}")
     click.echo(f"Format version: {doc['format_version']}")
@@ -1508,9 +1525,10 @@ def recover(
         )
     with obj.store(create=False, read_only=dry_run) as store:
         results = store.recover(topic_name, truncate_damaged=truncate_damaged, dry_run=dry_run)
-    if _fmt(obj, output) == "json":
-        click.echo(
-            json.dumps([{k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(r).items()} for r in results])
+    if _fmt(obj, output) != "text":
+        _emit(
+            _fmt(obj, output),
+            [{k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(r).items()} for r in results],
         )
     else:
         rows = []

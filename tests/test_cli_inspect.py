@@ -223,3 +223,21 @@ def test_recover_refuses_a_partition_open_elsewhere(tmp_path):
         proc.wait()
     time.sleep(0.1)
     assert run("--dir", str(path), "recover").exit_code == 0
+
+
+def test_jsonl_output_is_one_object_per_line(tmp_path):
+    path = tmp_path / "s"
+    make(path)
+    with LogStore(path) as s:
+        s.create_topic("u", 3)
+    lines = run("--dir", str(path), "--output", "jsonl", "topic", "list").stdout.splitlines()
+    assert [json.loads(ln) for ln in lines] == [
+        {"topic": "t", "partition_count": 1},
+        {"topic": "u", "partition_count": 3},
+    ]
+    doc = json.loads(run("--dir", str(path), "-o", "json", "topic", "list").stdout)
+    assert [d["topic"] for d in doc] == ["t", "u"]
+    lines = run("--dir", str(path), "topic", "describe", "t", "u", "--help").stdout
+    assert "Usage" in lines
+    lines = run("--dir", str(path), "-o", "jsonl", "topic", "describe", "t", "u").stdout.splitlines()
+    assert [json.loads(ln)["topic"] for ln in lines] == ["t", "u"]
