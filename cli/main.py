@@ -243,15 +243,34 @@ def topic_delete(obj: Ctx, name: str, if_exists: bool, yes: bool, dry_run: bool)
 @click.argument("name", shell_complete=lambda c, p, i: _complete_topics(c, i))
 @click.option("--config", "-c", "configs", multiple=True, metavar="KEY=VALUE", help="Set a topic config (repeatable).")
 @click.option("--delete-config", "deletes", multiple=True, metavar="KEY", help="Back to the store default.")
+@click.option("--dry-run", is_flag=True, help="Print the changes; apply nothing.")
 @click.pass_obj
 @run
-def topic_alter(obj: Ctx, name: str, configs: tuple[str, ...], deletes: tuple[str, ...]) -> None:
-    """Change topic NAME's configs (kafka-configs --alter), e.g. --config retention.ms=3d."""
+def topic_alter(obj: Ctx, name: str, configs: tuple[str, ...], deletes: tuple[str, ...], dry_run: bool) -> None:
+    """Change topic NAME's configs (kafka-configs --alter), e.g. --config retention.ms=3d. Prints
+    each change as KEY: OLD -> NEW."""
+    from logstore.config import validate_topic_config
+
     if not configs and not deletes:
         raise click.UsageError("Give --config KEY=VALUE or --delete-config KEY.")
-    with obj.store(create=False) as store:
-        store.alter_topic_config(name, parse_configs(configs), deletes)
-    click.echo(f"Altered topic {name}.")
+    with obj.store(create=False, read_only=dry_run) as store:
+        before = vars(store.topic_config(name))
+        if dry_run:
+            changes = validate_topic_config(parse_configs(configs))
+            after_own = {k.replace(".", "_"): v for k, v in changes.items()}
+            after = dict(before) | after_own
+            for key in deletes:  # shown as back to the default: what alter would compute
+                after[key.replace(".", "_").replace("-", "_")] = "(default)"
+        else:
+            after = vars(store.alter_topic_config(name, parse_configs(configs), deletes))
+    for key in sorted(set(before) | set(after)):
+        if before.get(key) != after.get(key):
+            dotted = key.replace("_", ".")
+            old, new = before.get(key), after.get(key)
+            shown_old = human(dotted, old) if old is not None else "-"
+            shown_new = human(dotted, new) if isinstance(new, int) else str(new)
+            click.echo(f"{dotted}: {shown_old} -> {shown_new}")
+    click.echo(f"{'Would alter' if dry_run else 'Altered'} topic {name}.")
 
 
 # --- produce ------------------------------------------------------------------------------------

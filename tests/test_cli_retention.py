@@ -38,7 +38,11 @@ def test_retention_run_prints_kafka_style_columns_and_dry_run_changes_nothing(tm
 
     r = invoke("retention", "run")
     assert r.exit_code == 0 and r.stdout == "" and "Nothing was due." in r.stderr
-    assert invoke("topic", "alter", "t", "--config", "retention.ms=1d").exit_code == 0
+    r = invoke("topic", "alter", "t", "--config", "retention.ms=1d", "--dry-run")
+    assert r.stdout.splitlines() == ["retention.ms: -1 (forever) -> 86400000 (1d)", "Would alter topic t."]
+    assert "retention.ms=-1" in invoke("topic", "describe", "t").stdout  # the dry run changed nothing
+    r = invoke("topic", "alter", "t", "--config", "retention.ms=1d")
+    assert r.exit_code == 0 and r.stdout.splitlines()[0] == "retention.ms: -1 (forever) -> 86400000 (1d)"
     r = invoke("retention", "run", "--dry-run")
     lines = [ln.split() for ln in r.stdout.splitlines()]
     assert lines[0] == ["TOPIC", "PARTITION", "SEGMENTS-DELETED", "BYTES-FREED", "NEW-START-OFFSET", "REASON"]
