@@ -1304,7 +1304,7 @@ def group_delete(obj: Ctx, groups: tuple[str, ...], dry_run: bool) -> None:
     """Delete consumer GROUPS and their committed offsets. Refused while a group has live members."""
     from logstore.groups.admin import delete_group, describe_group
 
-    with obj.store(create=False) as store:
+    with obj.store(create=False, read_only=dry_run) as store:
         for g in groups:
             if dry_run:
                 d = describe_group(store, g)
@@ -1508,7 +1508,7 @@ def verify(obj: Ctx, topic_name: str | None) -> None:
 
     Exits 1 and lists each problem (file, byte position, what) when there are any.
     """
-    with obj.store(create=False) as store:
+    with obj.store(create=False, read_only=True) as store:
         problems = store.verify(topic_name)
     for p in problems:
         click.echo(str(p))
@@ -1540,7 +1540,10 @@ def recover(
         if not sys.stdin.isatty():
             raise click.UsageError("refusing --truncate-damaged without --yes when stdin is not a terminal")
         click.confirm(
-            "Cut every damaged log at its first damaged batch, losing the records after it?", abort=True, err=True
+            "Cut every damaged log at its first damaged batch, losing every record after it (later segments "
+            "included; run with --dry-run first to see where the damage is)?",
+            abort=True,
+            err=True,
         )
     with obj.store(create=False, read_only=dry_run) as store:
         results = store.recover(topic_name, truncate_damaged=truncate_damaged, dry_run=dry_run)
@@ -1552,10 +1555,14 @@ def recover(
     else:
         rows = []
         for r in results:
-            if r.error:
+            if r.locked:
+                result = "LOCKED"
+            elif r.error and not r.dry_run:
                 result = "DAMAGED"
             elif r.dry_run:
                 result = f"{len(r.problems)} problem(s)" if r.problems else "ok"
+                if r.error:
+                    result = "DAMAGED"
             else:
                 result = "repaired" if (r.bytes_cut or r.problems) else "ok"
             rows.append([r.topic, r.partition, r.segments, r.indexes_rebuilt, r.bytes_cut, r.log_end_offset, result])
@@ -1565,8 +1572,15 @@ def recover(
         for r in results:
             for p in r.problems:
                 obj.info(f"{'found' if not r.dry_run else 'would repair'}: {p}")
+            if r.deleted_segments or r.records_lost:
+                obj.info(
+                    f"{r.topic}-{r.partition}: cut {r.records_lost} record(s); segments dropped after the cut: "
+                    f"{', '.join(r.deleted_segments) or 'none'}"
+                )
             if r.error:
                 click.echo(f"Error: {r.error}", err=True)
+    if any(r.locked for r in results):
+        sys.exit(4)
     if any(r.error for r in results):
         sys.exit(1)
 

@@ -95,6 +95,16 @@ def _dump_log(path: str, deep: bool, print_data: bool, skip_meta: bool) -> Itera
         valid = 0
         last = -1
         for pos, h in iter_batches(view):
+            if h.magic != 2:
+                # Magic 0/1 message sets have another layout; printing them as magic 2 would be garbage.
+                yield (
+                    True,
+                    (
+                        f"The batch at position {pos} of {path} has magic {h.magic}: logstore prints magic-2 "
+                        "record batches only (Kafka 0.11 and later); use Kafka's kafka-dump-log for older segments."
+                    ),
+                )
+                break
             end = pos + h.size
             ok = crc32c(view[pos + ATTRIBUTES_OFFSET : end]) == h.crc
             ts_type = "LogAppendTime" if h.attributes & 0x08 else "CreateTime"
@@ -123,9 +133,9 @@ def _dump_log(path: str, deep: bool, print_data: bool, skip_meta: bool) -> Itera
                         f"Skipping the records of the batch at position {pos} of {path}: its CRC does not match.",
                     )
                 else:
-                    yield from _records(view, pos, h, ts_type, print_data, skip_meta, path, non_consecutive, last)
-                    if h.records_count:
-                        last = h.base_offset + h.last_offset_delta
+                    state = [last]
+                    yield from _records(view, pos, h, ts_type, print_data, skip_meta, path, non_consecutive, state)
+                    last = state[0]
             valid = end
         trailing = len(view) - valid
         if trailing > 0:
@@ -149,8 +159,11 @@ def _records(
     skip_meta: bool,
     path: str,
     non_consecutive: list[tuple[int, int]],
-    last: int,
+    state: list[int],
 ) -> Iterator[Line]:
+    """The record lines of one batch; ``state[0]`` is the offset of the last record seen (kept
+    across batches, as Kafka checks offsets for continuity record by record)."""
+    last = state[0]
     cols = decode_batch(view, pos, verify=False, path=path)
     control = bool(h.attributes & 0x20)
     base_seq = h.base_sequence
@@ -162,7 +175,7 @@ def _records(
     ):
         if last != -1 and off != last + 1:
             non_consecutive.append((last, off))
-        last = off
+        last = state[0] = off
         if log_append:
             ts = max_ts  # a LogAppendTime batch's records all carry its timestamp
         out = ""

@@ -17,7 +17,6 @@ Several processes may open the same store at once (see :mod:`logstore.storage.lo
 from __future__ import annotations
 
 import base64
-import fcntl
 import json
 import os
 import resource
@@ -56,7 +55,7 @@ from .storage.files import (
     write_checkpoint,
 )
 from .storage.locks import FileLock
-from .storage.log import CLEAN_FILE, LOCK_FILE, OPEN_FILE, AppendResult, DeletionResult, PartitionLog, Problem
+from .storage.log import LOCK_FILE, AppendResult, DeletionResult, PartitionLog, Problem
 from .storage.segment import LogSegment
 from .types import OffsetAndTimestamp, TopicPartition
 
@@ -72,7 +71,9 @@ class RepairResult:
 
     ``problems`` are what verify found before; ``bytes_cut`` the torn or damaged bytes removed;
     ``indexes_rebuilt`` the segments whose indexes were made again from the log; ``error`` the
-    damage left in place (a damaged batch in fsynced data without ``truncate_damaged``)."""
+    damage left in place (a damaged batch in fsynced data without ``truncate_damaged``) or the
+    partition being open elsewhere (``locked``); ``deleted_segments`` and ``records_lost`` what a
+    cut took with it (the log end moved back by that many records)."""
 
     topic: str
     partition: int
@@ -84,6 +85,9 @@ class RepairResult:
     removed_files: tuple[str, ...] = ()
     error: str | None = None
     dry_run: bool = False
+    deleted_segments: tuple[str, ...] = ()
+    records_lost: int = 0
+    locked: bool = False
 
 
 @dataclass(frozen=True)
@@ -679,68 +683,66 @@ class LogStore:
     def _recover_partition(self, topic: str, partition: int, truncate_damaged: bool, dry_run: bool) -> RepairResult:
         tp = TopicPartition(topic, partition)
         d = os.path.join(self.path, partition_dir_name(topic, partition))
+        config = self._effective_config(self._topic_entry(topic))
+        # What is wrong, seen before anything is touched (a read-only open recovers nothing).
+        look = PartitionLog(d, topic, partition, config, read_only=True, log_start_offset=0)
+        try:
+            found = look.verify()
+            segments, before_end = len(look.segments), look.next_offset
+            last_log = look.segments[-1].log_path
+        finally:
+            look.close()
+        problems = tuple(str(x) for x in found)
+        # Damage in a log that is not a torn tail (the end of the last segment) is left alone
+        # unless asked: nothing of the partition is touched then.
+        damage = [
+            p
+            for p in found
+            if p.path.endswith(".log")
+            and not (p.path == last_log and ("trailing bytes" in p.what or "not a whole magic-2" in p.what))
+        ]
+        damaged = "Nothing was cut; run recover --truncate-damaged to cut the log there."
         if dry_run or self.read_only:
-            log = self.partition(topic, partition)
-            problems = tuple(str(x) for x in log.verify())
-            return RepairResult(topic, partition, len(log.segments), 0, 0, log.next_offset, problems, dry_run=True)
-        with self._lock:
-            old = self._logs.pop(tp, None)
-        if old is not None:
-            old.close()
-        before = PartitionLog(d, topic, partition, self._effective_config(self._topic_entry(topic)), read_only=True)
-        try:
-            problems = tuple(str(x) for x in before.verify())
-        finally:
-            before.close()
-        fd = os.open(os.path.join(d, OPEN_FILE), os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise StoreLockedError(
-                    f"partition {topic}-{partition} is open in another process.",
-                    "Stop the processes using it (consumers, producers, --loop jobs), then run recover again.",
-                ) from None
-            # Forget what says "clean" and every index: the open below rebuilds them from the logs.
-            removed = []
-            for name in sorted(os.listdir(d)):
-                if name == CLEAN_FILE or name.endswith((".index", ".timeindex")):
-                    os.unlink(os.path.join(d, name))
-                    removed.append(name)
-            fsync_dir(d)
-            if truncate_damaged:
-                with self._store_lock:
-                    path = os.path.join(self.path, RECOVERY_POINT_CHECKPOINT)
-                    entries = read_checkpoint(path)
-                    entries[tp] = -1  # the explicit repair: cut at the first damage, wherever it is
-                    write_checkpoint(path, entries)
-        finally:
-            os.close(fd)  # releases the lock: the open below takes it again, alone
-        try:
-            log = self.partition(topic, partition)
-        except CorruptDataError as e:
             return RepairResult(
                 topic,
                 partition,
+                segments,
                 0,
                 0,
-                0,
-                -1,
+                before_end,
                 problems,
-                error=str(e) + " Run recover with --truncate-damaged to cut it.",
+                error=f"{damage[0]}. {damaged}" if damage and not truncate_damaged else None,
+                dry_run=True,
             )
-        report = log.load_report
-        cut = sum(t.truncated_bytes for t in report.truncations)
-        rebuilt = len(report.recovered)
+        if damage and not truncate_damaged:
+            return RepairResult(topic, partition, segments, 0, 0, before_end, problems, error=f"{damage[0]}. {damaged}")
+        fresh = tp not in self._logs
+        try:
+            log = self.partition(topic, partition)
+        except CorruptDataError as e:  # opening it ran the automatic recovery, which found damage
+            return RepairResult(topic, partition, segments, 0, 0, before_end, problems, error=f"{e} {damaged}")
+        opened = log.load_report if fresh else None
+        try:
+            report = log.repair(truncate_damaged)
+        except StoreLockedError as e:
+            return RepairResult(topic, partition, segments, 0, 0, before_end, problems, error=str(e), locked=True)
+        except CorruptDataError as e:
+            with self._lock:  # its view is half-rebuilt: forget it; the next open recovers again
+                self._logs.pop(tp, None)
+            log.discard()
+            return RepairResult(topic, partition, segments, 0, 0, before_end, problems, error=f"{e} {damaged}")
+        reports = [r for r in (opened, report) if r is not None]
         return RepairResult(
             topic,
             partition,
             len(log.segments),
-            rebuilt,
-            cut,
+            len(report.recovered),
+            sum(t.truncated_bytes for r in reports for t in r.truncations),
             log.next_offset,
             problems,
-            tuple(os.path.basename(f) for f in report.removed_files),
+            tuple(os.path.basename(f) for r in reports for f in r.removed_files),
+            deleted_segments=tuple(os.path.basename(f) for r in reports for f in r.deleted_segments),
+            records_lost=max(before_end - log.next_offset, 0),
         )
 
     def _start_retention(self, interval: float) -> None:

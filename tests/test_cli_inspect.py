@@ -217,7 +217,7 @@ def test_recover_refuses_a_partition_open_elsewhere(tmp_path):
     try:
         assert proc.stdout.readline().strip() == "open"
         r = run("--dir", str(path), "recover")
-        assert r.exit_code == 1 and "open in another process" in r.stderr
+        assert r.exit_code == 4 and "open in another process" in r.stderr and "LOCKED" in r.stdout
     finally:
         proc.kill()
         proc.wait()
@@ -241,3 +241,33 @@ def test_jsonl_output_is_one_object_per_line(tmp_path):
     assert "Usage" in lines
     lines = run("--dir", str(path), "-o", "jsonl", "topic", "describe", "t", "u").stdout.splitlines()
     assert [json.loads(ln)["topic"] for ln in lines] == ["t", "u"]
+
+
+def test_recover_reports_what_a_cut_takes_and_leaves_a_damaged_partition_usable(tmp_path):
+    path = tmp_path / "s"
+    with LogStore(path) as s:
+        s.create_topic("t", 2, {"segment.bytes": 200})
+        for p in (0, 1):
+            for i in range(12):
+                s.append("t", p, [b"v%02d" % i], timestamps=[T0 + i])
+        segs = [x.log_path for x in s.partition("t", 0).segments]
+    assert len(segs) >= 4
+    first = __import__("pathlib").Path(segs[0])
+    data = bytearray(first.read_bytes())
+    data[-5] ^= 0xFF  # the last batch of the first segment: damage with whole segments after it
+    first.write_bytes(bytes(data))
+    r = run("--dir", str(path), "recover")
+    assert r.exit_code == 1
+    rows = [ln.split() for ln in r.stdout.splitlines()[1:]]
+    assert rows[0][-1] == "DAMAGED" and rows[1][-1] == "ok"  # it went on to partition 1
+    with LogStore(path) as s:  # untouched: still opens, and reads up to the damage
+        assert s.read("t", 0, 0, max_records=1).offsets == [0] and s.partition("t", 0).next_offset == 12
+    r = run("--dir", str(path), "recover", "--dry-run")
+    assert r.exit_code == 1 and "DAMAGED" in r.stdout  # the dry run says what the real run would
+    r = run("--dir", str(path), "recover", "--truncate-damaged", "--yes")
+    assert r.exit_code == 0
+    assert "cut" in r.stderr and "segments dropped after the cut" in r.stderr
+    with LogStore(path) as s:
+        end = s.partition("t", 0).next_offset
+        assert 0 < end < 12 and s.verify() == []
+    assert f"cut {12 - end} record(s)" in r.stderr

@@ -46,6 +46,7 @@ from ..errors import (
     OffsetOutOfRangeError,
     RecordTooLargeError,
     StorageError,
+    StoreLockedError,
     UnknownTopicError,
 )
 from ..records.batch import (
@@ -547,10 +548,10 @@ class PartitionLog:
         except CorruptDataError:
             return 0
 
-    def _recover_segment(self, seg: LogSegment, report: LoadReport) -> RecoveryResult:
+    def _recover_segment(self, seg: LogSegment, report: LoadReport, durable: int | None = None) -> RecoveryResult:
         was_active = seg.active
         seg.activate()
-        result = seg.recover(durable_offset=self.recovery_point)
+        result = seg.recover(durable_offset=self.recovery_point if durable is None else durable)
         report.recovered.append(seg.log_path)
         if result.truncated_bytes:
             report.truncations.append(result)
@@ -559,18 +560,20 @@ class PartitionLog:
         seg.created_ms = self._now_ms()
         return result
 
-    def _recover(self, report: LoadReport) -> None:
-        """Recover every segment from the one holding the recovery point to the end."""
+    def _recover(self, report: LoadReport, everything: bool = False, durable: int | None = None) -> None:
+        """Recover every segment from the one holding the recovery point to the end
+        (``everything``: from the first segment; ``durable`` overrides the recovery point as the
+        offset below which damage is reported instead of cut, -1 cutting at any damage)."""
         segs = self._segments
         self._bump_layout()
-        i = max(0, bisect.bisect_right(self._bases, self.recovery_point) - 1)
+        i = 0 if everything else max(0, bisect.bisect_right(self._bases, self.recovery_point) - 1)
         # Segments below the recovery point were fsynced; only a missing index needs a rebuild.
         for seg in segs[:i]:
             if not os.path.exists(seg.index_path) or not os.path.exists(seg.timeindex_path):
                 self._recover_segment(seg, report)
         for j in range(i, len(segs)):
             seg = segs[j]
-            result = self._recover_segment(seg, report)
+            result = self._recover_segment(seg, report, durable)
             if j < len(segs) - 1 and not result.truncated_bytes:
                 seg.next_offset = segs[j + 1].base_offset
             if result.truncated_bytes and j < len(segs) - 1:
@@ -599,6 +602,46 @@ class PartitionLog:
         self.recovery_point = active.next_offset
         if self._on_checkpoint:
             self._on_checkpoint(self)
+
+    def repair(self, truncate_damaged: bool = False) -> LoadReport:
+        """The documented repairs, now: validate every batch of every segment, rebuild every
+        index from its log, cut a torn tail, remove leftover files. Damage inside fsynced data
+        raises CorruptLogError and is left in place, unless ``truncate_damaged``: then the log is
+        cut at the first damaged batch and later segments are dropped (the report lists them).
+        Holds the flock throughout and needs the partition to itself (StoreLockedError when
+        another process has it open)."""
+        with self._lock:
+            self._check_open()
+            if self.read_only:
+                raise LogClosedError(
+                    f"partition log {self.name} was opened read-only.", "Open it writable to repair it."
+                )
+            with self._flock:
+                if not self._try_exclusive_open():
+                    raise StoreLockedError(
+                        f"partition {self.name} is open in another process.",
+                        "Stop the processes using it (consumers, producers, --loop jobs), then run recover again.",
+                    )
+                try:
+                    self._sync_locked()
+                    report = LoadReport(clean=False)
+                    _, leftovers, _ = self._list_dir()
+                    remove_quietly(leftovers)
+                    report.removed_files = leftovers
+                    remove_quietly([os.path.join(self.directory, CLEAN_FILE)])
+                    self._mutations += 1
+                    try:
+                        self._recover(report, everything=True, durable=-1 if truncate_damaged else None)
+                    finally:
+                        self._mutations += 1
+                        self._bump_layout()
+                    if self.log_start_offset > self.next_offset:
+                        self.log_start_offset = self.next_offset
+                        self._write_shared_start()
+                    self.load_report = report
+                    return report
+                finally:
+                    fcntl.flock(self._open_fd, fcntl.LOCK_SH)
 
     # --- keeping up with other processes ------------------------------------------------------------
 
@@ -1416,6 +1459,18 @@ class PartitionLog:
                 finally:
                     os.close(self._open_fd)
                     self._flock.close()
+
+    def discard(self) -> None:
+        """Close without the clean-shutdown steps (no flush, no marker): for a view that must not
+        be trusted, e.g. after a failed repair. The next opener recovers the partition."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            for seg in self._segments:
+                seg.release()
+            os.close(self._open_fd)
+            self._flock.close()
 
     def _write_clean_marker(self, seg: LogSegment) -> None:
         self._bump_layout()
