@@ -53,6 +53,14 @@ def run(fn: Callable[..., Any]) -> Callable[..., Any]:
             sys.exit(e.exit_code)
         except KeyboardInterrupt:
             sys.exit(130)
+        except OSError as e:  # a file the store expects is missing or unreadable: no traceback
+            where = f" ({e.filename})" if e.filename else ""
+            click.echo(
+                f"Error: {e.strerror or e}{where}. Check the path and its permissions; "
+                "'logstore verify' lists what is wrong with a store.",
+                err=True,
+            )
+            sys.exit(1)
 
     wrapper.__name__ = fn.__name__
     wrapper.__doc__ = fn.__doc__
@@ -256,6 +264,15 @@ def topic_alter(obj: Ctx, name: str, configs: tuple[str, ...], deletes: tuple[st
     with obj.store(create=False, read_only=dry_run) as store:
         before = vars(store.topic_config(name))
         if dry_run:
+            from logstore.config import TOPIC_KEYS
+            from logstore.errors import InvalidConfigError, did_you_mean
+
+            for key in deletes:
+                if key.replace("_", ".") not in TOPIC_KEYS:
+                    raise InvalidConfigError(
+                        f"unknown topic config '{key}'.",
+                        did_you_mean(key, TOPIC_KEYS) or "See 'logstore topic describe'.",
+                    )
             changes = validate_topic_config(parse_configs(configs))
             after_own = {k.replace(".", "_"): v for k, v in changes.items()}
             after = dict(before) | after_own

@@ -262,6 +262,12 @@ class StoreFormatError(LogStoreError):
     """The store directory was written by a newer logstore, or is not a logstore store."""
 
 
+class StoreNotFoundError(StoreFormatError):
+    """No store at the path given (and creating one was not asked for)."""
+
+    exit_code = 3
+
+
 class StoreLockedError(LogStoreError):
     """A lock could not be taken in time: another process holds it."""
 

@@ -37,6 +37,7 @@ from .errors import (
     LogClosedError,
     StoreFormatError,
     StoreLockedError,
+    StoreNotFoundError,
     TopicExistsError,
     UnknownPartitionError,
     UnknownTopicError,
@@ -256,7 +257,11 @@ class LogStore:
                 )
             return meta
         if not create:
-            raise StoreFormatError(f"no logstore store at {self.path}.", "Create one (create=True), or check the path.")
+            raise StoreNotFoundError(
+                f"no logstore store at {self.path}.",
+                "Check the path (--dir / LOGSTORE_DIR), or create one: 'logstore topic create NAME' in the CLI, "
+                "LogStore(path) in Python.",
+            )
         if os.path.isdir(self.path):
             stray = [n for n in os.listdir(self.path) if not n.startswith(".")]
             if stray:

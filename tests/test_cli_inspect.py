@@ -123,7 +123,7 @@ def test_info(tmp_path):
     assert lines[-1] == "Consumer groups: 0"
     doc = json.loads(run("--dir", str(path), "info", "--output", "json").stdout)
     assert (doc["topics"], doc["partitions"], doc["records"], doc["groups"]) == (1, 1, 3, [])
-    assert run("--dir", str(tmp_path / "none"), "info").exit_code == 1
+    assert run("--dir", str(tmp_path / "none"), "info").exit_code == 3
 
 
 def test_shell_completion_completes_topics_and_groups(tmp_path):
@@ -271,3 +271,14 @@ def test_recover_reports_what_a_cut_takes_and_leaves_a_damaged_partition_usable(
         end = s.partition("t", 0).next_offset
         assert 0 < end < 12 and s.verify() == []
     assert f"cut {12 - end} record(s)" in r.stderr
+
+
+def test_a_missing_partition_directory_is_a_one_line_error_not_a_traceback(tmp_path):
+    import shutil
+
+    path = tmp_path / "s"
+    make(path)
+    shutil.rmtree(path / "t-0")
+    r = run("--dir", str(path), "info")
+    assert r.exit_code == 1 and r.stderr.startswith("Error: ") and "Traceback" not in r.output
+    assert run("--dir", str(path), "topic", "alter", "t", "--delete-config", "bogus", "--dry-run").exit_code == 2

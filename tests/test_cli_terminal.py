@@ -123,5 +123,5 @@ def test_exit_codes_of_each_error_class(tmp_path):
     data[30] ^= 0xFF
     seg.write_bytes(bytes(data))
     assert code("verify") == 1  # error: damage found
-    assert code("--dir", str(tmp_path / "missing"), "topic", "list") == 1  # no store there
+    assert code("--dir", str(tmp_path / "missing"), "topic", "list") == 3  # not found: no store there
     assert signal.SIGINT == 2  # 130 = 128 + SIGINT, checked through the terminal above
