@@ -280,13 +280,19 @@ def topic_alter(obj: Ctx, name: str, configs: tuple[str, ...], deletes: tuple[st
                 after[key.replace(".", "_").replace("-", "_")] = "(default)"
         else:
             after = vars(store.alter_topic_config(name, parse_configs(configs), deletes))
-    for key in sorted(set(before) | set(after)):
-        if before.get(key) != after.get(key):
-            dotted = key.replace("_", ".")
-            old, new = before.get(key), after.get(key)
-            shown_old = human(dotted, old) if old is not None else "-"
-            shown_new = human(dotted, new) if isinstance(new, int) else str(new)
-            click.echo(f"{dotted}: {shown_old} -> {shown_new}")
+    changes = [
+        {"config": key.replace("_", "."), "old": before.get(key), "new": after.get(key)}
+        for key in sorted(set(before) | set(after))
+        if before.get(key) != after.get(key)
+    ]
+    if obj.output != "text":
+        _emit(obj.output, {"topic": name, "dry_run": dry_run, "changes": changes})
+        return
+    for c in changes:
+        dotted, old, new = c["config"], c["old"], c["new"]
+        shown_old = human(dotted, old) if old is not None else "-"
+        shown_new = human(dotted, new) if isinstance(new, int) else str(new)
+        click.echo(f"{dotted}: {shown_old} -> {shown_new}")
     click.echo(f"{'Would alter' if dry_run else 'Altered'} topic {name}.")
 
 
@@ -1321,15 +1327,24 @@ def group_delete(obj: Ctx, groups: tuple[str, ...], dry_run: bool) -> None:
     """Delete consumer GROUPS and their committed offsets. Refused while a group has live members."""
     from logstore.groups.admin import delete_group, describe_group
 
+    docs = []
     with obj.store(create=False, read_only=dry_run) as store:
         for g in groups:
             if dry_run:
                 d = describe_group(store, g)
+                docs.append(
+                    {"group": g, "deleted": False, "live_members": len(d.members), "offsets": len(d.partitions)}
+                )
                 state = f"{len(d.members)} live member(s): it would be refused" if d.members else "no live members"
-                click.echo(f"Would delete consumer group '{g}' ({len(d.partitions)} committed offset(s), {state}).")
+                if obj.output == "text":
+                    click.echo(f"Would delete consumer group '{g}' ({len(d.partitions)} committed offset(s), {state}).")
                 continue
             delete_group(store, g)
-            click.echo(f"Deleted consumer group '{g}'.")
+            docs.append({"group": g, "deleted": True})
+            if obj.output == "text":
+                click.echo(f"Deleted consumer group '{g}'.")
+    if obj.output != "text":
+        _emit(obj.output, docs)
 
 
 # --- retention ----------------------------------------------------------------------------------
@@ -1435,6 +1450,7 @@ def retention_run(
 @click.option("--print-data-log", is_flag=True, help="Print each record's key and payload (implies --deep-iteration).")
 @click.option("--deep-iteration", is_flag=True, help="Print one line per record, not only per batch.")
 @click.option("--skip-record-metadata", is_flag=True, help="Print only key and payload for each record.")
+@OUTPUT_OPTION
 @click.pass_obj
 @run
 def dump_log(
@@ -1444,6 +1460,7 @@ def dump_log(
     print_data_log: bool,
     deep_iteration: bool,
     skip_record_metadata: bool,
+    output: str | None,
 ) -> None:
     """Print segment (.log), offset index (.index) and time index (.timeindex) files as Kafka's
     kafka-dump-log does, line for line. Works on any Kafka segment file; needs no store.
@@ -1465,14 +1482,23 @@ def dump_log(
         )
         sys.exit(3)
     out = sys.stdout
+    fmt = _fmt(obj, output)
+    docs = []
     for path in paths:
-        for to_err, line in dump_file(
+        for line in dump_file(
             path, deep=deep_iteration, print_data=print_data_log, skip_record_metadata=skip_record_metadata
         ):
-            if to_err:
-                click.echo(line, err=True)
-            else:
-                out.write(line + "\n")
+            if line.to_stderr:
+                click.echo(line.text, err=True)
+            elif fmt == "text":
+                out.write(line.text + "\n")
+            elif line.fields is not None:  # json: the data lines as objects (the headings are left out)
+                if fmt == "jsonl":
+                    out.write(json.dumps(line.fields) + "\n")
+                else:
+                    docs.append(line.fields)
+    if fmt == "json":
+        _emit("json", docs)
     out.flush()
 
 

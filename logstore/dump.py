@@ -22,6 +22,7 @@ import mmap
 import os
 import struct
 from collections.abc import Iterator
+from typing import Any, NamedTuple
 
 from .records.batch import (
     ATTRIBUTES_OFFSET,
@@ -32,11 +33,19 @@ from .records.batch import (
     iter_batches,
 )
 
-__all__ = ["dump_file"]
+__all__ = ["Line", "dump_file"]
 
 _CODECS = {0: "none", 1: "gzip", 2: "snappy", 3: "lz4", 4: "zstd"}
 _INT32_MAX = 0x7FFFFFFF
-Line = tuple[bool, str]
+
+
+class Line(NamedTuple):
+    """One line of output: stderr or stdout, its text as Kafka prints it, and for data lines the
+    same fields as a dict (``type``: batch, record, index, timeindex or trailing) for JSON."""
+
+    to_stderr: bool
+    text: str
+    fields: dict[str, Any] | None = None
 
 
 def _sequence(base: int, delta: int) -> int:
@@ -57,7 +66,7 @@ def dump_file(
 ) -> Iterator[Line]:
     """The lines ``kafka-dump-log --files path`` prints (see the module docstring).
     ``print_data`` implies ``deep``, as in Kafka. Raises OSError when the file cannot be read."""
-    yield False, f"Dumping {path}"
+    yield Line(False, f"Dumping {path}")
     name = os.path.basename(path)
     if name.endswith(".log"):
         yield from _dump_log(path, deep or print_data, print_data, skip_record_metadata)
@@ -66,7 +75,7 @@ def dump_file(
     elif name.endswith(".timeindex"):
         yield from _dump_time_index(path)
     else:
-        yield True, f"Ignoring unknown file {path}"
+        yield Line(True, f"Ignoring unknown file {path}")
 
 
 def _base(path: str) -> int | None:
@@ -88,7 +97,7 @@ def _map(path: str) -> tuple[memoryview, mmap.mmap | None]:
 def _dump_log(path: str, deep: bool, print_data: bool, skip_meta: bool) -> Iterator[Line]:
     base = _base(path)
     if base is not None:
-        yield False, f"Log starting offset: {base}"
+        yield Line(False, f"Log starting offset: {base}")
     view, m = _map(path)
     non_consecutive: list[tuple[int, int]] = []
     try:
@@ -97,7 +106,7 @@ def _dump_log(path: str, deep: bool, print_data: bool, skip_meta: bool) -> Itera
         for pos, h in iter_batches(view):
             if h.magic != 2:
                 # Magic 0/1 message sets have another layout; printing them as magic 2 would be garbage.
-                yield (
+                yield Line(
                     True,
                     (
                         f"The batch at position {pos} of {path} has magic {h.magic}: logstore prints magic-2 "
@@ -120,15 +129,39 @@ def _dump_log(path: str, deep: bool, print_data: bool, skip_meta: bool) -> Itera
                 )
             else:
                 head = f"offset: {h.base_offset + h.last_offset_delta}"
-            yield (
+            codec = _CODECS.get(h.attributes & 0x07, "unknown")
+            fields = {
+                "type": "batch",
+                "file": path,
+                "baseOffset": h.base_offset,
+                "lastOffset": h.base_offset + h.last_offset_delta,
+                "count": h.records_count,
+                "baseSequence": h.base_sequence,
+                "lastSequence": _sequence(h.base_sequence, h.last_offset_delta),
+                "producerId": h.producer_id,
+                "producerEpoch": h.producer_epoch,
+                "partitionLeaderEpoch": h.partition_leader_epoch,
+                "isTransactional": bool(h.attributes & 0x10),
+                "isControl": bool(h.attributes & 0x20),
+                "deleteHorizonMs": h.base_timestamp if h.attributes & 0x40 else None,
+                "position": pos,
+                "timestampType": ts_type,
+                "maxTimestamp": h.max_timestamp,
+                "size": h.size,
+                "magic": h.magic,
+                "compresscodec": codec,
+                "crc": h.crc,
+                "isvalid": ok,
+            }
+            yield Line(
                 False,
                 f"{head} position: {pos} {ts_type}: {h.max_timestamp} size: {h.size} magic: {h.magic} "
-                f"compresscodec: {_CODECS.get(h.attributes & 0x07, 'unknown')} crc: {h.crc} "
-                f"isvalid: {'true' if ok else 'false'}",
+                f"compresscodec: {codec} crc: {h.crc} isvalid: {'true' if ok else 'false'}",
+                fields,
             )
             if deep:
                 if not ok:
-                    yield (
+                    yield Line(
                         True,
                         f"Skipping the records of the batch at position {pos} of {path}: its CRC does not match.",
                     )
@@ -139,15 +172,19 @@ def _dump_log(path: str, deep: bool, print_data: bool, skip_meta: bool) -> Itera
             valid = end
         trailing = len(view) - valid
         if trailing > 0:
-            yield False, f"Found {trailing} invalid bytes at the end of {os.path.basename(path)}"
+            yield Line(
+                False,
+                f"Found {trailing} invalid bytes at the end of {os.path.basename(path)}",
+                {"type": "trailing", "file": path, "bytes": trailing},
+            )
     finally:
         view.release()
         if m is not None:
             m.close()
     if non_consecutive:
-        yield True, f"Non-consecutive offsets in {os.path.abspath(path)}"
+        yield Line(True, f"Non-consecutive offsets in {os.path.abspath(path)}")
         for a, b in reversed(non_consecutive):
-            yield True, f"  {a} is followed by {b}"
+            yield Line(True, f"  {a} is followed by {b}")
 
 
 def _records(
@@ -178,6 +215,16 @@ def _records(
         last = state[0] = off
         if log_append:
             ts = max_ts  # a LogAppendTime batch's records all carry its timestamp
+        fields: dict[str, Any] = {
+            "type": "record",
+            "offset": off,
+            "timestampType": ts_type,
+            "timestamp": ts,
+            "keySize": -1 if key is None else len(key),
+            "valueSize": -1 if value is None else len(value),
+            "sequence": _sequence(base_seq, off - base_off),
+            "headerKeys": [k for k, _ in headers],
+        }
         out = ""
         prefix = "| "
         if not skip_meta:
@@ -195,12 +242,14 @@ def _records(
                 else:
                     out += f" controlType: UNKNOWN({ctype})"
         if print_data and not control:
+            fields["key"] = None if key is None else _text(key)
+            fields["payload"] = None if value is None else _text(value)
             if key is not None:
                 out += f"{prefix}key: {_text(key)}"
                 prefix = " "
             if value is not None:
                 out += f" payload: {_text(value)}"
-        yield False, out
+        yield Line(False, out, fields)
 
 
 def _entries(path: str, width: int) -> Iterator[bytes]:
@@ -214,7 +263,7 @@ def _dump_index(path: str) -> Iterator[Line]:
     base = _base(path) or 0
     log_path = os.path.join(os.path.dirname(path), f"{base:020d}.log")
     if os.path.getsize(path) < 8:
-        yield False, f"{path} is empty."
+        yield Line(False, f"{path} is empty.")
         return
     mismatches = []
     try:
@@ -233,15 +282,19 @@ def _dump_index(path: str) -> Iterator[Line]:
                     h = batch[1]
                     if h.base_offset + h.last_offset_delta != offset:
                         mismatches.append((offset, h.base_offset + h.last_offset_delta))
-            yield False, f"offset: {offset} position: {position}"
+            yield Line(
+                False,
+                f"offset: {offset} position: {position}",
+                {"type": "index", "offset": offset, "position": position},
+            )
     finally:
         log_view.release()
         if m is not None:
             m.close()
     if mismatches:
-        yield True, f"Mismatches in :{os.path.abspath(path)}"
+        yield Line(True, f"Mismatches in :{os.path.abspath(path)}")
         for a, b in reversed(mismatches):
-            yield True, f"  Index offset: {a}, log offset: {b}"
+            yield Line(True, f"  Index offset: {a}, log offset: {b}")
 
 
 def _dump_time_index(path: str) -> Iterator[Line]:
@@ -250,4 +303,6 @@ def _dump_time_index(path: str) -> Iterator[Line]:
         ts, rel = struct.unpack(">qi", raw)
         if base + rel == base and i > 0:
             break
-        yield False, f"timestamp: {ts} offset: {base + rel}"
+        yield Line(
+            False, f"timestamp: {ts} offset: {base + rel}", {"type": "timeindex", "timestamp": ts, "offset": base + rel}
+        )

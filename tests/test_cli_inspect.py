@@ -282,3 +282,25 @@ def test_a_missing_partition_directory_is_a_one_line_error_not_a_traceback(tmp_p
     r = run("--dir", str(path), "info")
     assert r.exit_code == 1 and r.stderr.startswith("Error: ") and "Traceback" not in r.output
     assert run("--dir", str(path), "topic", "alter", "t", "--delete-config", "bogus", "--dry-run").exit_code == 2
+
+
+def test_dump_log_as_json_lines(tmp_path):
+    seg = make(tmp_path / "s")
+    lines = run("dump-log", str(seg), "--print-data-log", "--output", "jsonl").stdout.splitlines()
+    docs = [json.loads(ln) for ln in lines]
+    assert [d["type"] for d in docs] == ["batch", "record", "record", "batch", "record"]
+    assert docs[0]["baseOffset"] == 0 and docs[0]["count"] == 2 and docs[0]["isvalid"] is True
+    assert docs[1] == {
+        "type": "record",
+        "offset": 0,
+        "timestampType": "CreateTime",
+        "timestamp": T0,
+        "keySize": 6,
+        "valueSize": 12,
+        "sequence": -1,
+        "headerKeys": ["trace", "src"],
+        "key": "user-7",
+        "payload": '{"amount":3}',
+    }
+    assert docs[2]["key"] is None and docs[2]["payload"] is None
+    assert json.loads(run("dump-log", str(seg), "--output", "json").stdout)[1]["compresscodec"] == "lz4"
