@@ -32,18 +32,22 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check logstore cli tests bench data
 
 bench: $(STAMP) data/events.jsonl
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/storage_bench.py
 	$(BIN)/python bench/producer_bench.py
 	$(BIN)/python bench/consumer_bench.py
 	$(BIN)/python bench/group_bench.py
 	$(BIN)/python bench/retention_bench.py
+	$(BIN)/python bench/peers_bench.py
 
 bench-quick: $(STAMP) data/events.jsonl
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/storage_bench.py --quick
 	$(BIN)/python bench/producer_bench.py --quick
 	$(BIN)/python bench/consumer_bench.py --quick
 	$(BIN)/python bench/group_bench.py --quick
 	$(BIN)/python bench/retention_bench.py --quick
+	$(BIN)/python bench/peers_bench.py --quick
 
 clean:
 	rm -rf $(VENV) data/store build *.egg-info
