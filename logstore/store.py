@@ -458,9 +458,10 @@ class LogStore:
         return self._effective_config(self._topic_entry(name))
 
     def delete_topic(self, name: str, *, missing_ok: bool = False) -> None:
-        """Delete a topic and its data. Crash-safe: the registry entry goes first, then each
-        partition directory is renamed ``<dir>.<uuid>-delete`` (Kafka's convention) and removed.
-        Raises UnknownTopicError unless ``missing_ok``."""
+        """Delete a topic and its data, and every consumer group's committed offsets for it.
+        Crash-safe: the registry entry goes first, then each partition directory is renamed
+        ``<dir>.<uuid>-delete`` (Kafka's convention) and removed. Raises UnknownTopicError unless
+        ``missing_ok``."""
         self._check_open()
         # Close our logs first, outside the store lock: closing takes the partition flock and then
         # the store lock (checkpoints), the order every other path uses.
@@ -510,6 +511,11 @@ class LogStore:
                 lock.close()
         for d in doomed:
             shutil.rmtree(d, ignore_errors=True)
+        # Consumer groups forget their offsets for it, as Kafka's coordinator does. (The groups
+        # layer takes the store as an object and imports nothing of this module: no cycle.)
+        from .groups.admin import forget_topic
+
+        forget_topic(self, name)
 
     # --- partitions ---------------------------------------------------------------------------------
 

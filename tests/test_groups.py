@@ -782,3 +782,14 @@ def test_on_assign_sees_the_new_generation(filled):
     with Consumer(filled, "t", group_id="g", on_assign=lambda c, p: seen.append(c.generation)) as c:
         c.poll(0.2)
         assert seen == [c.generation] == [1]
+
+
+def test_deleting_a_topic_forgets_the_groups_offsets_for_it(filled):
+    filled.create_topic("other", 1)
+    _commit_as(filled, "g", {T("t", 0): 5, T("other", 0): 0})
+    filled.delete_topic("t")
+    filled.create_topic("t", 4)  # made again: a new log, which must not start at the old offset 5
+    d = describe_group(filled, "g")
+    assert [(r.topic, r.partition, r.current_offset) for r in d.partitions] == [("other", 0, 0)]
+    with Consumer(filled, "t", group_id="g", enable_auto_commit=False) as c:
+        assert c.committed(T("t", 0)) is None

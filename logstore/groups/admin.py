@@ -31,6 +31,7 @@ __all__ = [
     "ResetTarget",
     "delete_group",
     "describe_group",
+    "forget_topic",
     "list_groups",
     "reset_offsets",
 ]
@@ -323,6 +324,31 @@ def _plan(
             new = min(max(new, start), end)
         plan.append(OffsetReset(group, tp.topic, tp.partition, cur, new))
     return plan
+
+
+def forget_topic(store: object, topic: str, *, clock: Callable[[], float] = time.monotonic) -> list[str]:
+    """Remove every group's committed offsets for ``topic`` (what Kafka does when a topic is
+    deleted), so that a topic made again under the same name is not read from stale offsets.
+    Returns the groups that had some."""
+    touched = []
+    for group in list_groups(store):
+        files = _open(store, group, clock)
+        try:
+            with files.locked():
+                gone = [tp for tp in files.offsets.read() if tp.topic == topic]
+                if gone:
+                    files.offsets.append(
+                        {
+                            "gen": -1,
+                            "member": "admin:delete-topic",
+                            "ts": int(time.time() * 1000),
+                            "offsets": [[tp.topic, tp.partition, None, ""] for tp in sorted(gone)],
+                        }
+                    )
+                    touched.append(group)
+        finally:
+            files.close()
+    return touched
 
 
 def delete_group(store: object, group: str, *, clock: Callable[[], float] = time.monotonic) -> None:
