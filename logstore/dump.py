@@ -22,6 +22,7 @@ import mmap
 import os
 import struct
 from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from typing import Any, NamedTuple
 
 from .records.batch import (
@@ -85,22 +86,27 @@ def _base(path: str) -> int | None:
         return None
 
 
-def _map(path: str) -> tuple[memoryview, mmap.mmap | None]:
+@contextmanager
+def _mapped(path: str) -> Iterator[memoryview]:
+    """The file's bytes, mapped read-only (empty for an empty file), unmapped on exit."""
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
-        if size == 0:
-            return memoryview(b""), None
-        m = mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ)
-    return memoryview(m), m
+        m = mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ) if size else None
+    view = memoryview(m if m is not None else b"")
+    try:
+        yield view
+    finally:
+        view.release()
+        if m is not None:
+            m.close()
 
 
 def _dump_log(path: str, deep: bool, print_data: bool, skip_meta: bool) -> Iterator[Line]:
     base = _base(path)
     if base is not None:
         yield Line(False, f"Log starting offset: {base}")
-    view, m = _map(path)
     non_consecutive: list[tuple[int, int]] = []
-    try:
+    with _mapped(path) as view:
         valid = 0
         last = -1
         for pos, h in iter_batches(view):
@@ -177,10 +183,6 @@ def _dump_log(path: str, deep: bool, print_data: bool, skip_meta: bool) -> Itera
                 f"Found {trailing} invalid bytes at the end of {os.path.basename(path)}",
                 {"type": "trailing", "file": path, "bytes": trailing},
             )
-    finally:
-        view.release()
-        if m is not None:
-            m.close()
     if non_consecutive:
         yield Line(True, f"Non-consecutive offsets in {os.path.abspath(path)}")
         for a, b in reversed(non_consecutive):
@@ -266,11 +268,9 @@ def _dump_index(path: str) -> Iterator[Line]:
         yield Line(False, f"{path} is empty.")
         return
     mismatches = []
-    try:
-        log_view, m = _map(log_path)
-    except OSError:
-        log_view, m = memoryview(b""), None
-    try:
+    # The entries are checked against the log beside the index, when there is one.
+    log = _mapped(log_path) if os.path.isfile(log_path) else nullcontext(memoryview(b""))
+    with log as log_view:
         for i, raw in enumerate(_entries(path, 8)):
             rel, position = struct.unpack(">ii", raw)
             offset = base + rel
@@ -287,10 +287,6 @@ def _dump_index(path: str) -> Iterator[Line]:
                 f"offset: {offset} position: {position}",
                 {"type": "index", "offset": offset, "position": position},
             )
-    finally:
-        log_view.release()
-        if m is not None:
-            m.close()
     if mismatches:
         yield Line(True, f"Mismatches in :{os.path.abspath(path)}")
         for a, b in reversed(mismatches):

@@ -164,7 +164,7 @@ class GroupFiles:
         two processes never hold "the" lock of one group at once."""
         for _ in range(10):
             self.lock.acquire()
-            if not self.lock.is_unlinked():
+            if not self.lock.is_stale():
                 break
             self.lock.release()
             self.lock.close()
@@ -268,21 +268,27 @@ class GroupFiles:
         finally:
             os.close(fd)
 
+    def why_out(self, state: GroupState, member_id: str, info: Mapping[str, Any], now: float) -> str | None:
+        """Why a member must leave the group now (dead, silent, or late to rejoin a rebalance), or
+        None."""
+        why = self.why_dead(member_id, info, now)
+        if (
+            why is None
+            and state.state == "PreparingRebalance"
+            and not info.get("joined")
+            and state.rebalance_started is not None
+            and now - state.rebalance_started > info.get("rebalance_timeout_ms", 300000) / 1000.0
+        ):
+            why = f"it did not rejoin within max_poll_interval_ms={info.get('rebalance_timeout_ms')}"
+        return why
+
     def expire(self, state: GroupState, now: float) -> list[str]:
         """Remove dead members, and members that missed a rebalance's deadline, from ``state``
         (under the lock); returns what was removed and why. Starts or completes a rebalance as
         needed."""
         removed = []
         for mid, info in list(state.members.items()):
-            why = self.why_dead(mid, info, now)
-            if (
-                why is None
-                and state.state == "PreparingRebalance"
-                and not info.get("joined")
-                and state.rebalance_started is not None
-                and now - state.rebalance_started > info.get("rebalance_timeout_ms", 300000) / 1000.0
-            ):
-                why = f"it did not rejoin within max_poll_interval_ms={info.get('rebalance_timeout_ms')}"
+            why = self.why_out(state, mid, info, now)
             if why is not None:
                 removed.append(f"{mid}: {why}")
                 self.remove_member(state, mid, now)
@@ -291,17 +297,7 @@ class GroupFiles:
 
     def needs_expiry(self, state: GroupState, now: float) -> bool:
         """True when some member of ``state`` is dead or late (checked without the lock)."""
-        for mid, info in state.members.items():
-            if self.why_dead(mid, info, now) is not None:
-                return True
-            if (
-                state.state == "PreparingRebalance"
-                and not info.get("joined")
-                and state.rebalance_started is not None
-                and now - state.rebalance_started > info.get("rebalance_timeout_ms", 300000) / 1000.0
-            ):
-                return True
-        return False
+        return any(self.why_out(state, mid, info, now) is not None for mid, info in state.members.items())
 
     # --- transitions (caller holds the lock) ----------------------------------------------------
 

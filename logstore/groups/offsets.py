@@ -158,7 +158,8 @@ class OffsetLog:
         except OSError as e:
             raise StorageError("open", self.path, e) from e
         try:
-            size = os.fstat(fd).st_size
+            st = os.fstat(fd)
+            size = st.st_size
             if size != self._good_end:
                 os.ftruncate(fd, self._good_end)  # a commit a crash cut short, or trailing damage
             view = memoryview(line)
@@ -175,7 +176,10 @@ class OffsetLog:
             raise StorageError("write", self.path, e) from e
         finally:
             os.close(fd)
-        self._read()
+        # What a reader of the file would now see, without reading it back: the line just written.
+        self._apply(json.loads(line[9:]))
+        self._good_end = pos
+        self._key = (st.st_ino, pos)
         if self._good_end > COMPACT_BYTES:
             self._compact()
 

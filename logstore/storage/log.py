@@ -651,7 +651,7 @@ class PartitionLog:
             raise LogClosedError(
                 f"partition log {self.name} was opened read-only.", "Open the store without read_only to change it."
             )
-        if self._flock.is_unlinked():
+        if self._flock.is_stale():
             raise UnknownTopicError(self.topic, store=os.path.dirname(self.directory))
         if self._read_layout_gen() != self._layout_gen:
             self._load(recover=False, locked=True)
@@ -1440,7 +1440,7 @@ class PartitionLog:
                 return
             try:
                 with self._flock:
-                    if not self._flock.is_unlinked():
+                    if not self._flock.is_stale():
                         self._sync_locked()
                         seg = self._segments[-1]
                         self._flush_locked()
