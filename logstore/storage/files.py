@@ -24,6 +24,11 @@ TMP_SUFFIX = ".tmp"
 RECOVERY_POINT_CHECKPOINT = "recovery-point-offset-checkpoint"
 LOG_START_OFFSET_CHECKPOINT = "log-start-offset-checkpoint"
 
+#: Modes new store files and directories are created with (before the process umask). Nothing the
+#: store creates is group- or world-writable: another local user could otherwise rewrite history.
+FILE_MODE = 0o644
+DIR_MODE = 0o755
+
 TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
 
 
