@@ -70,15 +70,18 @@ class UnknownTopicError(LogStoreError):
 
 
 class UnknownPartitionError(LogStoreError):
-    """The topic exists but has no such partition."""
+    """The topic exists but has no such partition; or (``partitions`` None) the partition is no
+    partition number at all: not an int in 0..2**31-2, Kafka's int32 range."""
 
     exit_code = 3
 
-    def __init__(self, topic: str, partition: int, partitions: int) -> None:
+    def __init__(self, topic: str, partition: int, partitions: int | None) -> None:
         self.topic, self.partition, self.partitions = topic, partition, partitions
         super().__init__(
-            f"topic '{topic}' has no partition {partition}.",
-            f"Valid partitions are 0..{partitions - 1}.",
+            f"topic '{topic}' has no partition {partition!r}.",
+            "Partitions are whole numbers 0..2147483646 (Kafka's int32); a topic of N partitions has 0..N-1."
+            if partitions is None
+            else f"Valid partitions are 0..{partitions - 1}.",
         )
 
 
@@ -268,6 +271,12 @@ class StoreNotFoundError(StoreFormatError):
     exit_code = 3
 
 
+class UnsafeStoreError(LogStoreError):
+    """A store another local user could tamper with, refused before anything is read or written
+    through it: a world-writable store root, or a symbolic link where logstore keeps a partition
+    or consumer group directory."""
+
+
 class StoreLockedError(LogStoreError):
     """A lock could not be taken in time: another process holds it."""
 
@@ -281,9 +290,17 @@ class LogClosedError(LogStoreError):
 class StorageError(LogStoreError):
     """An operating-system I/O error (disk full, permission, ...) with the file it happened on."""
 
-    def __init__(self, action: str, path: str, error: OSError) -> None:
+    def __init__(self, action: str, path: str, error: OSError, *, records_written: bool = False) -> None:
         self.path, self.errno = path, error.errno
+        #: True when the failed operation came after the records were written (an fsync): they
+        #: may or may not survive, and the partition refuses appends until the store is reopened.
+        #: False: nothing of the failed append is in the log.
+        self.records_written = records_written
         super().__init__(
             f"could not {action} {path}: {error.strerror or error}.",
-            "Nothing acknowledged was lost; fix the cause (space, permissions) and retry.",
+            "The records of this append may or may not be in the log, and the partition refuses appends "
+            "until the store is reopened (which re-reads and recovers it); nothing acknowledged before "
+            "was lost. Fix the cause (disk, space), then reopen."
+            if records_written
+            else "Nothing acknowledged was lost; fix the cause (space, permissions) and retry.",
         )

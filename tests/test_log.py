@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logstore import CorruptRecordError, OffsetOutOfRangeError, RecordTooLargeError, StorageError
+from logstore import CorruptRecordError, OffsetOutOfRangeError, RecordTooLargeError, StorageError, faults
 from logstore.records import build_batch, iter_batches, read_header
 from logstore.storage.files import segment_name
 from logstore.storage.log import CLEAN_FILE
@@ -185,7 +185,7 @@ def test_segment_ms_rolls_on_record_timestamps(open_log):
 def test_flush_policy_counts_records(open_log, monkeypatch):
     calls = []
     real = os.fsync
-    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(fd), real(fd)))
+    monkeypatch.setattr(faults.ops, "fsync", lambda fd: (calls.append(fd), real(fd)))
     log = open_log(flush_messages=5)
     calls.clear()
     log.append_records([b"x"] * 3)
@@ -198,7 +198,7 @@ def test_flush_ms_flushes_on_the_next_append_after_the_interval(open_log, clock,
     log = open_log(flush_messages=10**9, flush_ms=1000, clock=clock)
     calls = []
     real = os.fsync
-    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(fd), real(fd)))
+    monkeypatch.setattr(faults.ops, "fsync", lambda fd: (calls.append(fd), real(fd)))
     log.append_records([b"x"])
     assert calls == []
     clock.t += 0.5
@@ -306,7 +306,7 @@ def test_a_failed_background_fsync_fails_the_next_append(open_log, clock, monkey
     log = open_log(flush_messages=10**9, flush_ms=10, clock=clock)
     log.append_records([b"x"])
     clock.t += 1
-    monkeypatch.setattr(os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(5, "Input/output error")))
+    monkeypatch.setattr(faults.ops, "fsync", lambda fd: (_ for _ in ()).throw(OSError(5, "Input/output error")))
     with pytest.raises(StorageError):
         log.maybe_flush()
     monkeypatch.undo()

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from logstore import LogStore, StorageError
+from logstore import LogStore, StorageError, faults
 from logstore.config import TopicConfig
 from logstore.records import build_batch
 from logstore.storage import log as log_module
@@ -104,10 +104,10 @@ def test_a_failed_write_is_cut_back_and_never_adopted(tmp_path, monkeypatch):
         os.pwrite(fd, data[: len(data) // 2 + 80], offset)  # the first batch lands whole
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(os, "pwritev", half)
+    monkeypatch.setattr(faults.ops, "pwritev", half)
     with pytest.raises(StorageError, match="No space left"):
         log.append(build_batch([b"FAILED-a"]) + build_batch([b"FAILED-b"]))
-    monkeypatch.setattr(os, "pwritev", real)
+    monkeypatch.setattr(faults.ops, "pwritev", real)
     assert log.append_records([b"ok-after"]).first_offset == 1
     assert log.read_records(0).values == [b"ok-0", b"ok-after"]
     log.close()

@@ -215,6 +215,7 @@ CRASHER = textwrap.dedent(
     def die(*a, **k):
         os.kill(os.getpid(), signal.SIGKILL)
     if point == "mid-rename":
+        from logstore import faults
         real = os.rename
         calls = []
         def rename(a, b):
@@ -222,7 +223,7 @@ CRASHER = textwrap.dedent(
             real(a, b)
             if len(calls) == 2:  # one segment's .log and .index renamed, its .timeindex not
                 die()
-        os.rename = rename
+        faults.install(type("Shim", (), {{"rename": staticmethod(rename)}}))
     elif point == "start-advanced":
         logmod.PartitionLog._write_shared_start = die
     elif point == "renamed":

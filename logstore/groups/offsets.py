@@ -28,7 +28,8 @@ from typing import Any, NamedTuple
 import crc32c
 
 from ..errors import StorageError
-from ..storage.files import atomic_write
+from ..faults import crashpoint, ops
+from ..storage.files import FILE_MODE, atomic_write, fsync_dir
 from ..types import TopicPartition
 
 COMPACT_BYTES = 1 << 20
@@ -153,29 +154,34 @@ class OffsetLog:
     def _append(self, entry: Mapping[str, Any]) -> None:
         self._read()
         line = encode_line(entry)
+        created = not os.path.exists(self.path)
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o644)
+            fd = ops.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
         except OSError as e:
             raise StorageError("open", self.path, e) from e
         try:
             st = os.fstat(fd)
             size = st.st_size
             if size != self._good_end:
-                os.ftruncate(fd, self._good_end)  # a commit a crash cut short, or trailing damage
+                ops.ftruncate(fd, self._good_end)  # a commit a crash cut short, or trailing damage
             view = memoryview(line)
             pos = self._good_end
             while view:
-                n = os.pwrite(fd, view, pos)
+                n = ops.pwrite(fd, view, pos)
                 view, pos = view[n:], pos + n
-            os.fdatasync(fd)
+            crashpoint("offsets.after_write")
+            ops.fdatasync(fd)
+            if created:
+                fsync_dir(os.path.dirname(self.path))  # the new file's name survives a power loss too
         except OSError as e:
             try:
-                os.ftruncate(fd, self._good_end)
+                ops.ftruncate(fd, self._good_end)
             except OSError:
                 pass
             raise StorageError("write", self.path, e) from e
         finally:
             os.close(fd)
+        crashpoint("offsets.after_sync")
         # What a reader of the file would now see, without reading it back: the line just written.
         self._apply(json.loads(line[9:]))
         self._good_end = pos

@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable, Mapping
 
 from ..errors import CorruptLogError, StorageError
+from ..faults import crashpoint, ops
 
 LOG_SUFFIX = ".log"
 INDEX_SUFFIX = ".index"
@@ -49,11 +50,7 @@ def partition_dir_name(topic: str, partition: int) -> str:
 
 def fsync_dir(path: str) -> None:
     """fsync a directory so that entries created, renamed or removed in it survive a power loss."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    ops.fsync_dir(path)
 
 
 def atomic_write(path: str, data: bytes, *, sync: bool = True) -> None:
@@ -63,21 +60,23 @@ def atomic_write(path: str, data: bytes, *, sync: bool = True) -> None:
     """
     tmp = path + TMP_SUFFIX
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        fd = ops.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
         try:
             view = memoryview(data)
             while view:
-                view = view[os.write(fd, view) :]
+                view = view[ops.write(fd, view) :]
             if sync:
-                os.fsync(fd)
+                ops.fsync(fd)
         finally:
-            os.close(fd)
-        os.replace(tmp, path)
+            ops.close(fd)
+        crashpoint("checkpoint.after_tmp")
+        ops.replace(tmp, path)
+        crashpoint("checkpoint.after_rename")
         if sync:
             fsync_dir(os.path.dirname(path) or ".")
     except OSError as e:
         try:
-            os.unlink(tmp)
+            ops.unlink(tmp)
         except OSError:
             pass
         raise StorageError("write", path, e) from e
@@ -130,6 +129,6 @@ def remove_quietly(paths: Iterable[str]) -> None:
     """Unlink each path, ignoring files that are already gone."""
     for p in paths:
         try:
-            os.unlink(p)
+            ops.unlink(p)
         except FileNotFoundError:
             pass

@@ -21,11 +21,16 @@ Not thread-safe: the owning :class:`~logstore.storage.log.PartitionLog` serialis
 
 from __future__ import annotations
 
+import errno
 import os
 
 import numpy as np
 
-from ..errors import CorruptIndexError
+from ..errors import CorruptIndexError, StorageError
+from ..faults import ops
+from .files import FILE_MODE
+
+RESERVE_STEP = 1 << 16  # bytes of index file allocated on disk at a time (see _Index.reserve)
 
 
 class _Index:
@@ -44,13 +49,15 @@ class _Index:
         self._map: np.memmap | None = None
         self._keys: np.ndarray | None = None
         self._bytes: np.ndarray | None = None
-        self._fd = os.open(path, (os.O_RDWR if active else os.O_RDONLY) | (os.O_CREAT if create else 0), 0o644)
+        flags = (os.O_RDWR if active else os.O_RDONLY) | (os.O_CREAT if create else 0) | os.O_NOFOLLOW | os.O_CLOEXEC
+        self._fd = ops.open(path, flags, FILE_MODE)
+        self._reserved = 0  # bytes from the start known to have disk blocks (see reserve)
         size = os.fstat(self._fd).st_size
         if size % self.entry_size and not active:
             raise CorruptIndexError(f"index size {size} is not a multiple of its {self.entry_size}-byte entries", path)
         self.entries = self._count_valid(size // self.entry_size)
         if active and size < self.max_entries * self.entry_size:
-            os.ftruncate(self._fd, self.max_entries * self.entry_size)
+            ops.ftruncate(self._fd, self.max_entries * self.entry_size)
 
     # --- entries as bytes -------------------------------------------------------------------------
 
@@ -126,6 +133,28 @@ class _Index:
         m[self.entries * es : (self.entries + 1) * es] = np.frombuffer(raw, np.uint8)
         self.entries += 1
 
+    def reserve(self, room: int) -> None:
+        """Make sure the next ``room`` entries have disk blocks behind them, ahead of writing them.
+
+        The preallocated tail of an active index is sparse, and an entry is written through the
+        map: on a full disk that write would kill the process with SIGBUS instead of raising. So
+        blocks are allocated here first (``posix_fallocate``, RESERVE_STEP bytes at a time), where
+        a full disk is an ordinary StorageError raised before any byte of the append is written.
+        """
+        end = (self.entries + room) * self.entry_size
+        if end <= self._reserved:
+            return
+        limit = os.fstat(self._fd).st_size
+        new = min(-(-end // RESERVE_STEP) * RESERVE_STEP, limit)
+        if new <= self._reserved:
+            return
+        try:
+            ops.posix_fallocate(self._fd, self._reserved, new - self._reserved)
+        except OSError as e:
+            if e.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+                raise StorageError("allocate index space in", self.path, e) from e
+        self._reserved = new
+
     # --- lifecycle --------------------------------------------------------------------------------
 
     def is_full(self, room: int = 1) -> bool:
@@ -147,24 +176,29 @@ class _Index:
         es = self.entry_size
         kept = os.pread(self._fd, keep * es, 0) if keep else b""
         tmp = self.path + ".tmp"
-        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        fd = ops.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
         try:
-            os.write(fd, kept)
-            os.ftruncate(fd, max(self.max_entries * es, len(kept)))
-            os.fsync(fd)
+            ops.write(fd, kept)
+            ops.ftruncate(fd, max(self.max_entries * es, len(kept)))
+            ops.fsync(fd)
+            ops.replace(tmp, self.path)
         except BaseException:
             os.close(fd)
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
             raise
-        os.replace(tmp, self.path)
         os.close(self._fd)
         self._fd = fd
         self._map = self._keys = self._bytes = None
+        self._reserved = 0
         self.entries = keep
 
     def flush(self) -> None:
         if self._map is not None and self.active:
             self._map.flush()
-        os.fsync(self._fd)
+        ops.fsync(self._fd)
 
     def seal(self) -> None:
         """Trim the file to its entries, fsync it and make the index read-only (on roll or close)."""
@@ -172,20 +206,24 @@ class _Index:
             if self._map is not None:
                 self._map.flush()
             self._map = self._keys = self._bytes = None
-            os.ftruncate(self._fd, self.entries * self.entry_size)
-            os.fsync(self._fd)
-            os.close(self._fd)
-            self._fd = -1  # never keep a closed number: it may be reused by another file
+            fd, self._fd = self._fd, -1  # never keep a closed number: it may be reused by another file
+            try:
+                ops.ftruncate(fd, self.entries * self.entry_size)
+                ops.fsync(fd)
+            finally:
+                os.close(fd)
             self.active = False
-            self._fd = os.open(self.path, os.O_RDONLY)
+            self._reserved = 0
+            self._fd = ops.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
 
     def activate(self) -> None:
         """Re-open a sealed index for appending, extended back to its preallocated size."""
         if not self.active:
             os.close(self._fd)
             self._fd = -1
-            self._fd = os.open(self.path, os.O_RDWR)
-            os.ftruncate(self._fd, max(self.max_entries * self.entry_size, self.entries * self.entry_size))
+            self._fd = ops.open(self.path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+            self._reserved = 0
+            ops.ftruncate(self._fd, max(self.max_entries * self.entry_size, self.entries * self.entry_size))
             self._map = self._keys = self._bytes = None
             self.active = True
 

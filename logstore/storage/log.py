@@ -49,6 +49,7 @@ from ..errors import (
     StoreLockedError,
     UnknownTopicError,
 )
+from ..faults import crashpoint, ops
 from ..records.batch import (
     ATTRIBUTES_OFFSET,
     LOG_OVERHEAD,
@@ -68,6 +69,8 @@ from ..types import OffsetAndTimestamp
 from .files import (
     CLEANED_SUFFIX,
     DELETED_SUFFIX,
+    DIR_MODE,
+    FILE_MODE,
     INDEX_SUFFIX,
     LOG_SUFFIX,
     RECOVERY_POINT_CHECKPOINT,
@@ -212,9 +215,11 @@ class PartitionLog:
         self.load_report = LoadReport()
         self.read_only = read_only
         if not read_only:
-            os.makedirs(directory, exist_ok=True)
+            os.makedirs(directory, mode=DIR_MODE, exist_ok=True)
         self._flock = FileLock(os.path.join(directory, LOCK_FILE), lock_timeout, f"{topic}-{partition}")
-        self._open_fd = os.open(os.path.join(directory, OPEN_FILE), os.O_RDWR | os.O_CREAT, 0o644)
+        self._open_fd = os.open(
+            os.path.join(directory, OPEN_FILE), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE
+        )
         try:
             if read_only:
                 # Look, change nothing: no recovery, no torn-tail cut, no clean marker on close.
@@ -526,8 +531,12 @@ class PartitionLog:
             self._bump_layout()
             seg.activate()
             with seg._handle_lock:
-                os.ftruncate(seg.fd(), position)
-                os.fsync(seg.fd())
+                try:
+                    ops.ftruncate(seg.fd(), position)
+                    ops.fsync(seg.fd())
+                except OSError as e:
+                    raise StorageError("cut the torn tail of", seg.log_path, e) from e
+                crashpoint("recovery.after_truncate")
                 seg.index.truncate_position(position)
                 seg.time_index.truncate_to(seg.next_offset)
             self._bump_layout()
@@ -573,12 +582,23 @@ class PartitionLog:
                 self._recover_segment(seg, report)
         for j in range(i, len(segs)):
             seg = segs[j]
-            result = self._recover_segment(seg, report, durable)
-            if j < len(segs) - 1 and not result.truncated_bytes:
+            last = j == len(segs) - 1
+            # Scan before cutting: whether later segments go is decided while the torn tail is
+            # still there, and they go first, so that a crash part-way makes the next recovery
+            # decide the same (a cut made first would hide the tear from it).
+            was_active = seg.active
+            seg.activate()
+            result = seg.recover(durable_offset=self.recovery_point if durable is None else durable, cut=False)
+            report.recovered.append(seg.log_path)
+            drop = not last and result.truncated_bytes > 0 and seg.next_offset < segs[j + 1].base_offset
+            if not last and not drop:
+                # Whole, or cut without losing an offset: the next segment follows this one.
                 seg.next_offset = segs[j + 1].base_offset
-            if result.truncated_bytes and j < len(segs) - 1:
-                # Data after a torn segment cannot be trusted to follow it: drop later segments,
-                # newest first so that a crash part-way leaves a prefix.
+            if drop:
+                # Offsets between the cut and the next segment are lost: data after a torn
+                # segment cannot be trusted to follow it. Drop later segments, newest first so
+                # that a crash part-way leaves a prefix.
+                crashpoint("recovery.before_drop")
                 for later in reversed(segs[j + 1 :]):
                     later.release()
                     remove_quietly([later.log_path])
@@ -587,8 +607,14 @@ class PartitionLog:
                     report.deleted_segments.append(later.log_path)
                 del segs[j + 1 :]
                 del self._bases[j + 1 :]
-                seg.activate()
+            if result.truncated_bytes:
+                seg.cut(result.valid_size)
+                report.truncations.append(result)
+            seg.created_ms = self._now_ms()
+            if drop:
                 break
+            if not was_active:
+                seg.seal()
         active = segs[-1]
         if not active.active:
             active.activate()
@@ -747,11 +773,14 @@ class PartitionLog:
                     offset += h.last_offset_delta + 1
                 position = seg.size
                 with seg._handle_lock:
+                    # Index space first: a full disk then fails the append before any byte is written.
+                    seg.reserve_index(len(headers))
                     try:
                         seg.write(buffers, position, total)
                     except StorageError as e:
                         self._undo_write(seg, position, e)
                         raise
+                    crashpoint("append.after_write")
                     # Index entries per batch (Kafka 3.7+ and Kafka's recovery do the same): an
                     # append of many batches still gets an entry every index.interval.bytes.
                     at, first = position, next_offset
@@ -769,27 +798,34 @@ class PartitionLog:
         # and one fsync covers their bytes too. flock is not fair; holding it across the fsync let
         # one busy writer starve the others.
         if sync:
+            crashpoint("append.before_fsync")
             try:
                 seg.flush()
             except StorageError as e:
-                # The bytes are in the file but not known to be durable, and may already be visible
-                # to readers: fence the log so nothing is appended after them until it is reopened
-                # and recovered, and say so.
-                self._failed = StorageError(
-                    "fsync (records written, durability unknown)",
-                    seg.log_path,
-                    e.__cause__ or OSError(e.errno, e.message),
-                )
-                raise self._failed from e
+                raise self._fence(e) from e
+            crashpoint("append.after_fsync")
         return AppendResult(next_offset, last_offset, now if log_append else -1, seg.base_offset, position, total)
+
+    def _fence(self, error: StorageError) -> StorageError:
+        """An fsync of appended records failed: the bytes are in the file but not known to be
+        durable, and may already be visible to readers. Linux reports a writeback error once and
+        then marks the pages clean, so a retried fsync would "succeed" over lost data (PostgreSQL's
+        fsyncgate): never retry. Fence the log instead, so that every later append raises until
+        the store is reopened, and return the error to raise (``records_written``: the outcome of
+        the records is unknown, they may or may not survive)."""
+        cause = error.__cause__ if isinstance(error.__cause__, OSError) else OSError(error.errno, str(error))
+        self._failed = StorageError(
+            "fsync (records written, durability unknown)", error.path, cause, records_written=True
+        )
+        return self._failed
 
     def _undo_write(self, seg: LogSegment, position: int, error: StorageError) -> None:
         """A write failed part-way (disk full, I/O error): cut the file back to ``position`` so no
         whole batch of the failed append survives to be adopted later. If even that fails, the log
         refuses further appends until it is reopened (and recovered)."""
         try:
-            os.ftruncate(seg.fd(), position)
-            os.fsync(seg.fd())
+            ops.ftruncate(seg.fd(), position)
+            ops.fsync(seg.fd())
         except OSError as e:
             self._failed = StorageError("cut back a failed append in", seg.log_path, e)
 
@@ -854,11 +890,30 @@ class PartitionLog:
         new_base = old.next_offset
         self._bump_layout()
         old.activate()
-        old.seal()
+        try:
+            old.seal()
+        except StorageError as e:
+            # The sealing fsync failed: what the old segment holds is not known to be durable.
+            raise self._fence(e) from e
+        crashpoint("roll.after_seal")
         new = self._new_segment(new_base, active=True)
-        new.create_files()
+        try:
+            new.create_files()
+            crashpoint("roll.after_create")
+            fsync_dir(self.directory)
+        except OSError as e:
+            # No record is in the new segment yet: remove it so the next append rolls again.
+            new.release()
+            remove_quietly([new.log_path, new.index_path, new.timeindex_path])
+            old.activate()
+            raise StorageError("create segment", new.log_path, e) from e
+        except StorageError:
+            new.release()
+            remove_quietly([new.log_path, new.index_path, new.timeindex_path])
+            old.activate()
+            raise
+        crashpoint("roll.after_dir_fsync")
         new.created_ms = self._now_ms()
-        fsync_dir(self.directory)
         self._segments.append(new)
         self._bases.append(new_base)
         self._bump_layout()
@@ -886,7 +941,12 @@ class PartitionLog:
             self._flush_locked()
 
     def _flush_locked(self) -> None:
-        self._segments[-1].flush()
+        if self._failed is not None:
+            raise self._failed
+        try:
+            self._segments[-1].flush()
+        except StorageError as e:
+            raise self._fence(e) from e
         self._unflushed = 0
         self._last_flush = self._now_ms()
 
@@ -896,13 +956,7 @@ class PartitionLog:
             if self._closed or not self._unflushed:
                 return False
             if self._now_ms() - self._last_flush >= self.config.flush_ms:
-                try:
-                    self._flush_locked()
-                except StorageError as e:
-                    # Linux reports a writeback error once: remember it, so the next append (and
-                    # the caller waiting on it) learns that earlier records may not be durable.
-                    self._failed = e
-                    raise
+                self._flush_locked()  # an error fences the log (see _fence)
                 return True
             return False
 
@@ -1237,6 +1291,7 @@ class PartitionLog:
         self.log_start_offset = max(self.log_start_offset, self._segments[n].base_offset)
         self._write_shared_start()
         self._bump_layout()
+        crashpoint("retention.after_publish")
         renamed: list[str] = []
         freed = 0
         for seg in doomed:
@@ -1245,12 +1300,13 @@ class PartitionLog:
             # The .log first: once it is renamed the segment is gone from every listing.
             for path in (seg.log_path, seg.index_path, seg.timeindex_path):
                 try:
-                    os.rename(path, path + DELETED_SUFFIX)
+                    ops.rename(path, path + DELETED_SUFFIX)
                     renamed.append(path)
                 except FileNotFoundError:
                     pass
                 except OSError as e:
                     raise StorageError("rename", path, e) from e
+        crashpoint("retention.after_rename")
         fsync_dir(self.directory)
         # New lists, not edits in place: readers hold on to the old ones (see _locate).
         self._segments = self._segments[n:]
@@ -1260,7 +1316,11 @@ class PartitionLog:
         self._bump_layout()
         if self._on_checkpoint:
             self._on_checkpoint(self)  # the new log start offset is durable before the unlink
-        remove_quietly(p + DELETED_SUFFIX for p in renamed)
+        crashpoint("retention.after_checkpoint")
+        logs = [p for p in renamed if p.endswith(LOG_SUFFIX)]
+        remove_quietly(p + DELETED_SUFFIX for p in logs)
+        crashpoint("retention.between_unlinks")
+        remove_quietly(p + DELETED_SUFFIX for p in renamed if not p.endswith(LOG_SUFFIX))
         return freed, [p for p in renamed if p.endswith(LOG_SUFFIX)]
 
     def delete_records(self, before_offset: int) -> int:
@@ -1440,7 +1500,9 @@ class PartitionLog:
                 return
             try:
                 with self._flock:
-                    if not self._flock.is_stale():
+                    # A fenced log (a failed fsync) gets no flush and no clean marker: a retried
+                    # fsync proves nothing, so the next open must recover it.
+                    if not self._flock.is_stale() and self._failed is None:
                         self._sync_locked()
                         seg = self._segments[-1]
                         self._flush_locked()

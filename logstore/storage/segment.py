@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import CorruptLogError, CorruptRecordError, StorageError
+from ..faults import crashpoint, ops
 from ..records.batch import (
     HEADER,
     LOG_OVERHEAD,
@@ -35,7 +36,7 @@ from ..records.batch import (
     crc32c,
     read_header,
 )
-from .files import INDEX_SUFFIX, LOG_SUFFIX, TIMEINDEX_SUFFIX, segment_name
+from .files import FILE_MODE, INDEX_SUFFIX, LOG_SUFFIX, TIMEINDEX_SUFFIX, segment_name
 from .index import OffsetIndex, TimeIndex
 
 SCAN_CHUNK = 1 << 20  # bytes read at a time when walking a segment's batches
@@ -124,9 +125,9 @@ class LogSegment:
         (a writer holding the flock), else read-only. Never creates the file: a segment that is gone
         raises StaleSegmentError (another process removed it; the caller reloads its view)."""
         if self._fd < 0:
-            flags = os.O_RDWR if self.active else os.O_RDONLY
+            flags = (os.O_RDWR if self.active else os.O_RDONLY) | os.O_NOFOLLOW | os.O_CLOEXEC
             try:
-                self._fd = os.open(self.log_path, flags)
+                self._fd = ops.open(self.log_path, flags)
             except FileNotFoundError:
                 raise StaleSegmentError(self.log_path) from None
             except OSError as e:
@@ -161,8 +162,11 @@ class LogSegment:
         """Create the ``.log`` and both index files of a new segment (flock held) and open them."""
         with self._handle_lock:
             self.active = True
-            fd = os.open(self.log_path, os.O_RDWR | os.O_CREAT, 0o644)
-            os.close(fd)
+            try:
+                fd = ops.open(self.log_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
+            except OSError as e:
+                raise StorageError("create", self.log_path, e) from e
+            ops.close(fd)
             self._index = self._open_index(OffsetIndex, self.index_path, create=True)
             self._time_index = self._open_index(TimeIndex, self.timeindex_path, create=True)
             self.fd()
@@ -219,10 +223,10 @@ class LogSegment:
                 if done:
                     # A short write (rare): finish the rest from a joined copy.
                     rest = b"".join(bytes(b) for b in buffers)[done:]
-                    done += os.pwrite(fd, rest, position + done)
+                    done += ops.pwrite(fd, rest, position + done)
                     continue
                 chunk = buffers[:1024]  # IOV_MAX
-                n = os.pwritev(fd, chunk, position)
+                n = ops.pwritev(fd, chunk, position)
                 if len(buffers) > 1024 and n == sum(len(b) for b in chunk):
                     buffers = buffers[1024:]
                     position += n
@@ -260,6 +264,12 @@ class LogSegment:
         # next_offset before size: a reader that sees the new size also sees the new end offset.
         self.next_offset = last_offset + 1
         self.size = position + size
+
+    def reserve_index(self, room: int) -> None:
+        """Allocate disk blocks for ``room`` more entries in both indexes before an append writes
+        anything (see :meth:`OffsetIndex.reserve`); raises StorageError on a full disk."""
+        self.index.reserve(room)
+        self.time_index.reserve(room + 1)  # + the final entry seal adds
 
     def indexes_full(self, room: int = 1) -> bool:
         """Whether either index has fewer than ``room`` free entries."""
@@ -388,7 +398,7 @@ class LogSegment:
 
     # --- loading and recovery ---------------------------------------------------------------------
 
-    def recover(self, durable_offset: int = 0) -> RecoveryResult:
+    def recover(self, durable_offset: int = 0, *, cut: bool = True) -> RecoveryResult:
         """Validate every batch, rebuild both indexes, and cut a torn tail.
 
         A tail is torn when nothing valid follows the first bad batch: the bytes are cut and the
@@ -396,12 +406,13 @@ class LogSegment:
         (the recovery point: data known to be fsynced), is not a torn write; it raises
         CorruptLogError (file, position) and cuts nothing. A negative ``durable_offset`` is the
         explicit repair (``logstore recover --truncate-damaged``): cut at the first bad batch
-        whatever follows it.
+        whatever follows it. ``cut=False`` finds the valid end (``valid_size``, and the state of
+        the segment up to it) without cutting: the caller decides what goes first.
         """
         with self._handle_lock:
-            return self._recover(durable_offset)
+            return self._recover(durable_offset, cut)
 
-    def _recover(self, durable_offset: int) -> RecoveryResult:
+    def _recover(self, durable_offset: int, cut: bool = True) -> RecoveryResult:
         fd = self.fd()
         file_size = self.file_size()
         self.index.truncate_entries(0)
@@ -489,13 +500,26 @@ class LogSegment:
                     valid,
                     hint="Restore the file from a copy; the data before this position is intact.",
                 )
-            try:
-                os.ftruncate(fd, valid)
-                os.fsync(fd)
-            except OSError as e:
-                raise StorageError("truncate", self.log_path, e) from e
+            if cut:
+                try:
+                    ops.ftruncate(fd, valid)
+                    ops.fsync(fd)
+                except OSError as e:
+                    raise StorageError("truncate", self.log_path, e) from e
+                crashpoint("recovery.after_truncate")
         self.size = valid
         return RecoveryResult(self.log_path, valid, file_size - valid, batches)
+
+    def cut(self, valid_size: int) -> None:
+        """Cut the ``.log`` at ``valid_size`` (a torn tail :meth:`recover` found with ``cut=False``)
+        and fsync it. The segment must be active."""
+        with self._handle_lock:
+            try:
+                ops.ftruncate(self.fd(), valid_size)
+                ops.fsync(self.fd())
+            except OSError as e:
+                raise StorageError("truncate", self.log_path, e) from e
+        crashpoint("recovery.after_truncate")
 
     def _find_valid_batch_after(self, start: int, end: int, expected_offset: int | None) -> int | None:
         """Position of a CRC-valid batch in ``(start, end)``, or None (the tail is garbage)."""
@@ -525,15 +549,23 @@ class LogSegment:
         with self._handle_lock:
             if not self.active:
                 return
-            if self.max_timestamp >= 0:
-                self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp, skip_full_check=True)
-            self.index.seal()
-            self.time_index.seal()
+            try:
+                if self.max_timestamp >= 0:
+                    self.time_index.reserve(1)
+                    self.time_index.maybe_append(
+                        self.max_timestamp, self.offset_of_max_timestamp, skip_full_check=True
+                    )
+                self.index.seal()
+                self.time_index.seal()
+            except OSError as e:
+                raise StorageError("seal the indexes of", self.log_path, e) from e
             fd = self.fd()
             self._fd = -1
             self.active = False
             try:
-                os.fsync(fd)
+                ops.fsync(fd)
+            except OSError as e:
+                raise StorageError("fsync", self.log_path, e) from e
             finally:
                 os.close(fd)
 
@@ -559,8 +591,8 @@ class LogSegment:
         position, _ = found
         with self._handle_lock:
             try:
-                os.ftruncate(self.fd(), position)
-                os.fsync(self.fd())
+                ops.ftruncate(self.fd(), position)
+                ops.fsync(self.fd())
             except OSError as e:
                 raise StorageError("truncate", self.log_path, e) from e
             self.index.truncate_position(position)
@@ -573,7 +605,7 @@ class LogSegment:
         """fsync the ``.log`` (indexes are rebuilt from it after a crash, so they are fsynced on seal)."""
         with self._handle_lock:
             try:
-                os.fsync(self.fd())
+                ops.fsync(self.fd())
             except OSError as e:
                 raise StorageError("fsync", self.log_path, e) from e
 

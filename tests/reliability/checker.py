@@ -102,7 +102,7 @@ def read_log(store: LogStore) -> dict[Key, tuple[int, list[tuple[int, str]]]]:
     """Every partition's (log start offset, [(offset, digest), ...]) read front to back."""
     out: dict[Key, tuple[int, list[tuple[int, str]]]] = {}
     for info in store.list_topics():
-        for p in range(info.partitions):
+        for p in range(info.partition_count):
             log = store.partition(info.name, p)
             start = log.log_start_offset
             rows: list[tuple[int, str]] = []
