@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: all run test lint bench bench-quick data clean
+.PHONY: all run test soak lint bench bench-quick data clean
 
 all: test
 
@@ -23,9 +23,16 @@ data: $(STAMP) data/events.jsonl
 run: $(STAMP) data/events.jsonl
 	$(BIN)/python data/walkthrough.py
 
-## make test: the whole suite.
+## make test: the whole suite (the reliability campaigns at CI size; their counts go to build/).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	LOGSTORE_RELIABILITY_REPORT=build/reliability-ci.json $(BIN)/python -m pytest -q -p no:cacheprovider
+
+## make soak: the reliability campaigns of docs/reliability.md, longer: LOGSTORE_SOAK=$(SOAK) runs the
+## kill -9 loop SOAK times and every other loop SOAK/200 times its CI size.
+SOAK ?= 5000
+soak: $(STAMP)
+	LOGSTORE_SOAK=$(SOAK) LOGSTORE_RELIABILITY_REPORT=build/reliability-soak.json \
+		$(BIN)/python -m pytest -q -p no:cacheprovider tests/reliability
 
 lint: $(STAMP)
 	$(BIN)/ruff check logstore cli tests bench data

@@ -30,7 +30,9 @@ from .errors import (
     TopicExistsError,
     UnknownPartitionError,
     UnknownTopicError,
+    UnsafeStoreError,
     UnsupportedCodecError,
+    UnsupportedFormatError,
 )
 from .producer import BulkResult, FutureRecordMetadata, Producer, RecordMetadata
 from .records import RecordArrays, RecordColumns, build_batch
@@ -78,7 +80,9 @@ __all__ = [
     "TopicPartition",
     "UnknownPartitionError",
     "UnknownTopicError",
+    "UnsafeStoreError",
     "UnsupportedCodecError",
+    "UnsupportedFormatError",
     "__version__",
     "build_batch",
 ]

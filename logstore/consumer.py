@@ -50,6 +50,7 @@ from .errors import (
     NoOffsetForPartitionError,
     NotAssignedError,
     OffsetOutOfRangeError,
+    UnknownPartitionError,
 )
 from .groups.assignors import strategy_names
 from .groups.coordinator import GroupMember, validate_group_id
@@ -149,11 +150,16 @@ def _to_ms(when: int | float | _dt.datetime) -> int:
 
 
 def _tp(item: Any) -> TopicPartition:
-    if isinstance(item, TopicPartition):
-        return item
-    if isinstance(item, tuple) and len(item) == 2:
-        return TopicPartition(item[0], item[1])
-    raise TypeError(f"expected a TopicPartition (or a (topic, partition) tuple), not {item!r}")
+    # A float or bool partition would compare (and hash) equal to an int one: refuse it.
+    if (
+        isinstance(item, tuple)
+        and len(item) == 2
+        and isinstance(item[0], str)
+        and isinstance(item[1], int)
+        and not isinstance(item[1], bool)
+    ):
+        return item if isinstance(item, TopicPartition) else TopicPartition(item[0], item[1])
+    raise TypeError(f"expected a TopicPartition (or a (topic: str, partition: int) tuple), not {item!r}")
 
 
 class ColumnChunk(NamedTuple):
@@ -905,7 +911,8 @@ class Consumer:
 
         Raises CommitFailedError, storing nothing, when this member no longer owns a partition (a
         rebalance moved it, or the member was expired); InvalidConfigError without ``group_id``;
-        ValueError for a negative offset.
+        ValueError for a negative offset; UnknownTopicError / UnknownPartitionError for an
+        ``offsets`` key that is no partition of the store.
         """
         self._check_open()
         self._group()
@@ -919,7 +926,11 @@ class Consumer:
                 om = value if isinstance(value, OffsetAndMetadata) else OffsetAndMetadata(value)
                 if isinstance(om.offset, bool) or not isinstance(om.offset, int) or om.offset < 0:
                     raise ValueError(f"offset for {_tp(tp)} must be an int >= 0, not {om.offset!r}")
-                oms[_tp(tp)] = om
+                tp = _tp(tp)
+                count = self._store.partition_count(tp.topic)  # UnknownTopicError, as a broker answers
+                if isinstance(tp.partition, bool) or not isinstance(tp.partition, int) or not 0 <= tp.partition < count:
+                    raise UnknownPartitionError(tp.topic, tp.partition, count)
+                oms[tp] = om
         else:
             oms = {tp: OffsetAndMetadata(o) for tp, o in self._consumed().items()}
         if oms:

@@ -18,20 +18,19 @@ here writes to a file.
 
 from __future__ import annotations
 
-import mmap
 import os
 import struct
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
 from typing import Any, NamedTuple
 
 from .records.batch import (
     ATTRIBUTES_OFFSET,
+    MIN_BATCH_LENGTH,
     RECORD_BATCH_OVERHEAD,
     BatchHeader,
     crc32c,
     decode_batch,
-    iter_batches,
+    read_header,
 )
 
 __all__ = ["Line", "dump_file"]
@@ -86,19 +85,34 @@ def _base(path: str) -> int | None:
         return None
 
 
-@contextmanager
-def _mapped(path: str) -> Iterator[memoryview]:
-    """The file's bytes, mapped read-only (empty for an empty file), unmapped on exit."""
-    with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        m = mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ) if size else None
-    view = memoryview(m if m is not None else b"")
-    try:
-        yield view
-    finally:
-        view.release()
-        if m is not None:
-            m.close()
+_CHUNK = 1 << 20  # bytes read at a time when walking a segment
+
+
+def _batches(fd: int) -> Iterator[tuple[int, BatchHeader, memoryview]]:
+    """``(position, header, the batch's bytes)`` for each whole batch of the ``.log`` open as
+    ``fd``, from byte 0, read in chunks with ``pread`` (never mapped: a live partition's writer may
+    cut the file meanwhile, e.g. a torn tail or a truncation, and reading a map past the new end
+    kills the process with SIGBUS; a read just comes back short). Stops where
+    :func:`~logstore.records.batch.iter_batches` stops: at a tail too short for a header, or a
+    batch whose declared size runs past the bytes there are."""
+    pos = 0
+    buf = memoryview(b"")
+    at = 0  # file position of buf[0]
+    while True:
+        off = pos - at
+        if off + RECORD_BATCH_OVERHEAD > len(buf):
+            buf, at, off = memoryview(os.pread(fd, _CHUNK, pos)), pos, 0
+            if len(buf) < RECORD_BATCH_OVERHEAD:
+                return
+        h = read_header(buf, off)
+        if h.batch_length < MIN_BATCH_LENGTH:
+            return
+        if off + h.size > len(buf):
+            buf, at, off = memoryview(os.pread(fd, max(_CHUNK, h.size), pos)), pos, 0
+            if h.size > len(buf):
+                return
+        yield pos, h, buf[off : off + h.size]
+        pos += h.size
 
 
 def _dump_log(path: str, deep: bool, print_data: bool, skip_meta: bool) -> Iterator[Line]:
@@ -106,10 +120,11 @@ def _dump_log(path: str, deep: bool, print_data: bool, skip_meta: bool) -> Itera
     if base is not None:
         yield Line(False, f"Log starting offset: {base}")
     non_consecutive: list[tuple[int, int]] = []
-    with _mapped(path) as view:
+    fd = os.open(path, os.O_RDONLY)
+    try:
         valid = 0
         last = -1
-        for pos, h in iter_batches(view):
+        for pos, h, batch in _batches(fd):
             if h.magic != 2:
                 # Magic 0/1 message sets have another layout; printing them as magic 2 would be garbage.
                 yield Line(
@@ -121,7 +136,7 @@ def _dump_log(path: str, deep: bool, print_data: bool, skip_meta: bool) -> Itera
                 )
                 break
             end = pos + h.size
-            ok = crc32c(view[pos + ATTRIBUTES_OFFSET : end]) == h.crc
+            ok = crc32c(batch[ATTRIBUTES_OFFSET:]) == h.crc
             ts_type = "LogAppendTime" if h.attributes & 0x08 else "CreateTime"
             if h.magic >= 2:
                 horizon = f"OptionalLong[{h.base_timestamp}]" if h.attributes & 0x40 else "OptionalLong.empty"
@@ -173,16 +188,18 @@ def _dump_log(path: str, deep: bool, print_data: bool, skip_meta: bool) -> Itera
                     )
                 else:
                     state = [last]
-                    yield from _records(view, pos, h, ts_type, print_data, skip_meta, path, non_consecutive, state)
+                    yield from _records(batch, h, ts_type, print_data, skip_meta, path, non_consecutive, state)
                     last = state[0]
             valid = end
-        trailing = len(view) - valid
+        trailing = os.fstat(fd).st_size - valid
         if trailing > 0:
             yield Line(
                 False,
                 f"Found {trailing} invalid bytes at the end of {os.path.basename(path)}",
                 {"type": "trailing", "file": path, "bytes": trailing},
             )
+    finally:
+        os.close(fd)
     if non_consecutive:
         yield Line(True, f"Non-consecutive offsets in {os.path.abspath(path)}")
         for a, b in reversed(non_consecutive):
@@ -190,8 +207,7 @@ def _dump_log(path: str, deep: bool, print_data: bool, skip_meta: bool) -> Itera
 
 
 def _records(
-    view: memoryview,
-    pos: int,
+    batch: memoryview,
     h: BatchHeader,
     ts_type: str,
     print_data: bool,
@@ -203,7 +219,7 @@ def _records(
     """The record lines of one batch; ``state[0]`` is the offset of the last record seen (kept
     across batches, as Kafka checks offsets for continuity record by record)."""
     last = state[0]
-    cols = decode_batch(view, pos, verify=False, path=path)
+    cols = decode_batch(batch, 0, verify=False, path=path)
     control = bool(h.attributes & 0x20)
     base_seq = h.base_sequence
     base_off = h.base_offset
@@ -268,25 +284,31 @@ def _dump_index(path: str) -> Iterator[Line]:
         yield Line(False, f"{path} is empty.")
         return
     mismatches = []
-    # The entries are checked against the log beside the index, when there is one.
-    log = _mapped(log_path) if os.path.isfile(log_path) else nullcontext(memoryview(b""))
-    with log as log_view:
+    # The entries are checked against the log beside the index, when there is one (read with
+    # pread, never mapped: see _batches).
+    log_fd = os.open(log_path, os.O_RDONLY) if os.path.isfile(log_path) else -1
+    try:
+        log_size = os.fstat(log_fd).st_size if log_fd >= 0 else 0
         for i, raw in enumerate(_entries(path, 8)):
             rel, position = struct.unpack(">ii", raw)
             offset = base + rel
             if offset == base and i > 0:
                 break  # the zeroed, preallocated tail
-            if position + RECORD_BATCH_OVERHEAD <= len(log_view):
-                batch = next(iter_batches(log_view, position), None)
-                if batch is not None:
-                    h = batch[1]
-                    if h.base_offset + h.last_offset_delta != offset:
+            if position >= 0 and position + RECORD_BATCH_OVERHEAD <= log_size:
+                head = os.pread(log_fd, RECORD_BATCH_OVERHEAD, position)
+                if len(head) == RECORD_BATCH_OVERHEAD:
+                    h = read_header(head)
+                    whole = h.batch_length >= MIN_BATCH_LENGTH and position + h.size <= log_size
+                    if whole and h.base_offset + h.last_offset_delta != offset:
                         mismatches.append((offset, h.base_offset + h.last_offset_delta))
             yield Line(
                 False,
                 f"offset: {offset} position: {position}",
                 {"type": "index", "offset": offset, "position": position},
             )
+    finally:
+        if log_fd >= 0:
+            os.close(log_fd)
     if mismatches:
         yield Line(True, f"Mismatches in :{os.path.abspath(path)}")
         for a, b in reversed(mismatches):

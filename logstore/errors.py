@@ -271,6 +271,22 @@ class StoreNotFoundError(StoreFormatError):
     exit_code = 3
 
 
+class UnsupportedFormatError(StoreFormatError):
+    """A whole record batch in a format this logstore does not read (magic above 2) where the log's
+    next batch belongs: written by a newer version, not damage, so it is refused, never cut as a
+    torn tail. ``path`` and ``position`` say where, ``magic`` what was found, ``supported`` what
+    this version reads."""
+
+    def __init__(self, path: str, position: int, magic: int, supported: int) -> None:
+        self.path, self.position, self.magic, self.supported = path, position, magic, supported
+        super().__init__(
+            f"record batch with magic {magic} at byte {position} of {path}: this logstore reads only magic "
+            f"{supported} batches. It was written by a newer format, so it is not treated as a torn write: "
+            "nothing was cut or changed.",
+            "Open the store with the logstore version that wrote it (or a newer one).",
+        )
+
+
 class UnsafeStoreError(LogStoreError):
     """A store another local user could tamper with, refused before anything is read or written
     through it: a world-writable store root, or a symbolic link where logstore keeps a partition
@@ -296,11 +312,47 @@ class StorageError(LogStoreError):
         #: may or may not survive, and the partition refuses appends until the store is reopened.
         #: False: nothing of the failed append is in the log.
         self.records_written = records_written
+        limit, advice = _resource_limit(error)
         super().__init__(
-            f"could not {action} {path}: {error.strerror or error}.",
+            f"could not {action} {path}: {error.strerror or error}{limit}.",
             "The records of this append may or may not be in the log, and the partition refuses appends "
             "until the store is reopened (which re-reads and recovers it); nothing acknowledged before "
             "was lost. Fix the cause (disk, space), then reopen."
             if records_written
-            else "Nothing acknowledged was lost; fix the cause (space, permissions) and retry.",
+            else advice or "Nothing acknowledged was lost; fix the cause (space, permissions) and retry.",
         )
+
+
+def _resource_limit(error: OSError) -> tuple[str, str]:
+    """For an error that is a process limit (open files, memory maps): the limit, to append to the
+    message, and what to do. Empty strings for any other error."""
+    import errno
+    import os
+
+    if error.errno in (errno.EMFILE, errno.ENFILE):
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        try:
+            n = f"; {len(os.listdir('/proc/self/fd'))} are open"
+        except OSError:
+            n = ""
+        which = "the system's file table is full" if error.errno == errno.ENFILE else "RLIMIT_NOFILE"
+        return (
+            f" ({which}: this process may open {soft} files, hard limit {hard}{n})",
+            "Nothing acknowledged was lost. Raise the limit (ulimit -n, resource.setrlimit), or hold fewer "
+            "partition logs in this process: each open one keeps 2 descriptors, each cached segment up to 5 "
+            "(LogStore(max_open_segments=...)).",
+        )
+    if error.errno == errno.ENOMEM:
+        try:
+            with open("/proc/sys/vm/max_map_count") as f:
+                maps = f"vm.max_map_count is {f.read().strip()}"
+        except OSError:
+            maps = "vm.max_map_count"
+        return (
+            f" (out of memory or memory maps: {maps}; each mapped index takes one)",
+            "Nothing acknowledged was lost. Raise vm.max_map_count (sysctl) or the address-space limit, or "
+            "lower LogStore(max_open_segments=...), which bounds the mapped indexes.",
+        )
+    return "", ""

@@ -19,8 +19,12 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import resource
+import shlex
 import shutil
+import stat
+import sys
 import threading
 import time
 import uuid
@@ -35,17 +39,21 @@ from .errors import (
     InvalidConfigError,
     InvalidTopicError,
     LogClosedError,
+    LogStoreError,
+    StorageError,
     StoreFormatError,
     StoreLockedError,
     StoreNotFoundError,
     TopicExistsError,
     UnknownPartitionError,
     UnknownTopicError,
+    UnsafeStoreError,
     did_you_mean,
 )
 from .records.batch import RecordColumns
 from .retention import RETENTION_CHECK_INTERVAL_MS, choose_segments
 from .storage.files import (
+    DIR_MODE,
     LOG_START_OFFSET_CHECKPOINT,
     RECOVERY_POINT_CHECKPOINT,
     TOPIC_NAME,
@@ -56,7 +64,7 @@ from .storage.files import (
     write_checkpoint,
 )
 from .storage.locks import FileLock
-from .storage.log import LOCK_FILE, AppendResult, DeletionResult, PartitionLog, Problem
+from .storage.log import CLEAN_FILE, LOCK_FILE, AppendResult, DeletionResult, PartitionLog, Problem
 from .storage.segment import LogSegment
 from .types import OffsetAndTimestamp, TopicPartition
 
@@ -64,6 +72,51 @@ FORMAT_VERSION = 1
 META_FILE = "logstore.json"
 TOPICS_FILE = "topics.json"
 STORE_LOCK = ".lock"
+MAX_PARTITIONS = 2**31 - 1  # partition numbers are Kafka's int32: 0..2**31-2
+NAME_MAX = 255  # longest file name (bytes) on Linux and macOS file systems
+TOPIC_RULE = "1-249 characters of a-z A-Z 0-9 . _ - (not '.' or '..'), Kafka's rule"
+_PARTITION_DIR = re.compile(r"[a-zA-Z0-9._-]{1,249}-[0-9]+")
+
+
+def _topic_name_problem(name: object) -> str | None:
+    """Why ``name`` is not a legal topic name, or None when it is."""
+    if not isinstance(name, str):
+        return f"a topic name must be a str, not {type(name).__name__}"
+    shown = repr(name) if len(name) <= 60 else f"{name[:40]!r}... ({len(name)} characters)"
+    if not name:
+        return "the topic name is empty"
+    if name in (".", ".."):
+        return f"topic name {shown} is reserved"
+    if len(name) > 249:
+        return f"topic name {shown} is {len(name)} characters long"
+    bad = next((c for c in name if not TOPIC_NAME.fullmatch(c)), None)
+    if bad is not None:
+        return f"topic name {shown} contains {bad!r}"
+    return None
+
+
+def _json_type(value: object) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
+        type(value), "number"
+    )
+
+
+def _deleting_name(d: str) -> str:
+    """Where a partition directory goes while it is deleted: ``<dir>.<uuid>-delete`` (Kafka's
+    convention), the name cut short where needed so that it stays a legal file name."""
+    head, base = os.path.split(d)
+    return os.path.join(head, f"{base[: NAME_MAX - 40]}.{uuid.uuid4().hex}-delete")
+
+
+def _remove_tree(path: str) -> None:
+    """Remove a directory being deleted; a symbolic link is unlinked, never followed."""
+    if os.path.islink(path):
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+    else:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @dataclass(frozen=True)
@@ -143,11 +196,37 @@ class _HandleCache:
                     self._lru[id(old)] = old
 
 
-def _default_handle_limit() -> int:
+# Descriptors: a cached segment holds up to five (its .log, each index file, and each index map,
+# which keeps a duplicate of its file's descriptor); an open partition log two for as long as it
+# is open (.logstore.lock and .logstore.open).
+FDS_PER_SEGMENT = 5
+FDS_PER_PARTITION = 2
+
+
+def _nofile_limit() -> int:
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
-        soft = 65536
-    return max(16, soft // 8)  # each segment holds up to three descriptors
+    return 65536 if soft == resource.RLIM_INFINITY else soft
+
+
+def _max_map_count() -> int:
+    try:
+        with open("/proc/sys/vm/max_map_count") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 65530  # Linux's default
+
+
+def _default_handle_limit() -> int:
+    """Segments the handle cache keeps open: their descriptors stay under a third of
+    RLIMIT_NOFILE, and their index maps (two each) under half of vm.max_map_count."""
+    return max(2, min(_nofile_limit() // (3 * FDS_PER_SEGMENT), _max_map_count() // 4))
+
+
+def _default_partition_limit(segments: int) -> int:
+    """Partition logs kept open at once: with the segment cache full, the store stays under
+    RLIMIT_NOFILE with an eighth of it (at least 24) left for everything else in the process."""
+    soft = _nofile_limit()
+    return max(4, (soft - max(24, soft // 8) - segments * FDS_PER_SEGMENT) // FDS_PER_PARTITION)
 
 
 class LogStore:
@@ -198,15 +277,22 @@ class LogStore:
                 f"fsync={fsync!r} is not a durability policy.", f"Use one of: {', '.join(FSYNC_PRESETS)}."
             )
         self.read_only = read_only
+        self._check_root_mode()
+        self._topics_cache: tuple[tuple[int, int, int], dict[str, Any]] | None = None
         self._meta = self._open_or_create(create and not read_only, fsync, config)
+        self._topics()  # a missing or damaged topic registry is refused here, before any file is made
         self._process_defaults = FSYNC_PRESETS[fsync] if fsync is not None else {}
         self._store_lock = FileLock(os.path.join(self.path, STORE_LOCK), lock_timeout, f"store {self.path}")
         if not read_only:
             self._remove_deleted_dirs()
         self._lock = threading.RLock()
         self._logs: dict[TopicPartition, PartitionLog] = {}
-        self._topics_cache: tuple[tuple[int, int, int], dict[str, Any]] | None = None
+        self._repairing: set[TopicPartition] = set()  # opened by recover(truncate_damaged=True)
         self._handles = _HandleCache(max_open_segments or _default_handle_limit())
+        # Partition logs open at once (see _evict_idle_logs), and the parsed checkpoint files.
+        self._max_open_logs = _default_partition_limit(self._handles.limit)
+        self._checkpoints: dict[str, tuple[int, int, dict[tuple[str, int], int]]] = {}
+        self._checkpoints_lock = threading.Lock()
         self._closed = False
         self._flusher: threading.Thread | None = None
         self._flusher_stop = threading.Event()
@@ -238,37 +324,45 @@ class LogStore:
 
     def _open_or_create(self, create: bool, fsync: str | None, config: Mapping[str, Any] | None) -> dict[str, Any]:
         meta_path = os.path.join(self.path, META_FILE)
+        restore = (
+            f"Nothing was changed. Restore {META_FILE} from a copy, or write one with the default settings: "
+            f"echo '{{\"format_version\": {FORMAT_VERSION}}}' > {shlex.quote(meta_path)}"
+        )
         try:
-            with open(meta_path, encoding="utf-8") as f:
-                meta = json.load(f)
+            with open(meta_path, "rb") as f:
+                raw = f.read()
         except FileNotFoundError:
-            meta = None
-        except ValueError as e:
+            raw = None
+        if raw is not None:
+            return self._check_meta(meta_path, raw, restore)
+        # No metadata. A directory with a store's files in it lost its logstore.json: never make a
+        # new store over them (a topic created then would replace the old data).
+        stray: list[str] = []
+        if os.path.isdir(self.path):
+            for n in sorted(os.listdir(self.path)):
+                p = os.path.join(self.path, n)
+                if not (n.startswith(".") and os.path.isfile(p) and not os.path.islink(p)):
+                    stray.append(n)  # dot-files (.lock, .gitkeep) aside; a hidden topic's ".x-0" counts
+        known = {TOPICS_FILE, RECOVERY_POINT_CHECKPOINT, LOG_START_OFFSET_CHECKPOINT, "groups"}
+        looks = [n for n in stray if n in known or _PARTITION_DIR.fullmatch(n)]
+        if looks:
+            more = ", ..." if len(looks) > 4 else ""
             raise StoreFormatError(
-                f"{meta_path} is not valid JSON ({e}).",
-                "Restore it from a copy; the data files are untouched.",
-            ) from None
-        if meta is not None:
-            version = meta.get("format_version")
-            if not isinstance(version, int) or version > FORMAT_VERSION:
-                raise StoreFormatError(
-                    f"store {self.path} has format version {version}; this logstore reads up to {FORMAT_VERSION}.",
-                    "Upgrade logstore to open it. Nothing was changed.",
-                )
-            return meta
+                f"{self.path} holds a store's files ({', '.join(looks[:4])}{more}) but no {META_FILE}: "
+                "its store metadata is missing.",
+                restore + ". A new store is never made over existing data.",
+            )
         if not create:
             raise StoreNotFoundError(
                 f"no logstore store at {self.path}.",
                 "Check the path (--dir / LOGSTORE_DIR), or create one: 'logstore topic create NAME' in the CLI, "
                 "LogStore(path) in Python.",
             )
-        if os.path.isdir(self.path):
-            stray = [n for n in os.listdir(self.path) if not n.startswith(".")]
-            if stray:
-                raise StoreFormatError(
-                    f"{self.path} is not empty and holds no {META_FILE}; refusing to make it a store.",
-                    "Pick an empty or new directory.",
-                )
+        if stray:
+            raise StoreFormatError(
+                f"{self.path} is not empty and holds no {META_FILE}; refusing to make it a store.",
+                "Pick an empty or new directory.",
+            )
         defaults = dict(FSYNC_PRESETS[fsync or "always"])
         defaults.update(validate_topic_config(config))
         meta = {
@@ -276,11 +370,77 @@ class LogStore:
             "created_ms": int(self._clock() * 1000),
             "defaults": defaults,
         }
-        os.makedirs(self.path, exist_ok=True)
+        missing = []
+        d = self.path
+        while not os.path.isdir(d) and os.path.dirname(d) != d:
+            missing.append(d)
+            d = os.path.dirname(d)
+        for d in reversed(missing):  # each level with DIR_MODE (os.makedirs gives parents 0o777 - umask)
+            os.makedirs(d, mode=DIR_MODE, exist_ok=True)
         atomic_write(meta_path, (json.dumps(meta, indent=2) + "\n").encode())
         if not os.path.exists(os.path.join(self.path, TOPICS_FILE)):
             atomic_write(os.path.join(self.path, TOPICS_FILE), b'{"version": 1, "topics": {}}\n')
         return meta
+
+    def _check_meta(self, meta_path: str, raw: bytes, restore: str) -> dict[str, Any]:
+        """The store metadata in ``raw``, checked: a JSON object with a format version this logstore
+        reads and valid topic defaults. Raises StoreFormatError naming the file."""
+        try:
+            meta = json.loads(raw.decode("utf-8"))
+        except ValueError as e:
+            raise StoreFormatError(f"store metadata {meta_path} is not valid JSON ({e}).", restore) from None
+        if not isinstance(meta, dict):
+            raise StoreFormatError(
+                f"store metadata {meta_path} holds a JSON {_json_type(meta)}, not an object.", restore
+            )
+        version = meta.get("format_version")
+        valid = isinstance(version, int) and not isinstance(version, bool)
+        if valid and version > FORMAT_VERSION:
+            raise StoreFormatError(
+                f"store {self.path} has format version {version} (in {meta_path}); this logstore reads up to "
+                f"{FORMAT_VERSION}.",
+                "Upgrade logstore to open it. Nothing was changed.",
+            )
+        if not valid or version < 1:
+            raise StoreFormatError(
+                f"store metadata {meta_path} has no valid format_version (found {version!r}).", restore
+            )
+        defaults = meta.get("defaults", {})
+        if not isinstance(defaults, dict):
+            raise StoreFormatError(
+                f"store metadata {meta_path}: 'defaults' is a JSON {_json_type(defaults)}, not an object of "
+                "topic configs.",
+                restore,
+            )
+        try:
+            validate_topic_config(defaults)
+        except InvalidConfigError as e:
+            raise StoreFormatError(
+                f"store metadata {meta_path} holds a bad store default: {e.message}", restore
+            ) from None
+        return meta
+
+    def _check_root_mode(self) -> None:
+        """Refuse a world-writable store root (ssh's rule for ~/.ssh): any local user could plant,
+        swap or delete the files in it. Parents are not checked (a store under /tmp is fine)."""
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return  # missing: created with DIR_MODE
+        if not stat.S_ISDIR(st.st_mode) or not st.st_mode & stat.S_IWOTH:
+            return
+        mode = f"{stat.S_IMODE(st.st_mode):04o}"
+        if st.st_mode & stat.S_ISVTX and not os.path.exists(os.path.join(self.path, META_FILE)):
+            raise UnsafeStoreError(
+                f"{self.path} is a shared world-writable directory (mode {mode}, like /tmp); it cannot be a "
+                "store root.",
+                f"Use a directory of its own inside it, e.g. {os.path.join(self.path, 'logstore')}.",
+            )
+        raise UnsafeStoreError(
+            f"store root {self.path} is world-writable (mode {mode}): any local user could plant, replace or "
+            "delete its files. Nothing was read or changed.",
+            f"Run 'chmod o-w {shlex.quote(self.path)}' and open it again.",
+        )
 
     def _remove_deleted_dirs(self) -> None:
         """Finish topic deletions a crash interrupted: ``<dir>.<uuid>-delete`` directories go."""
@@ -289,7 +449,7 @@ class LogStore:
         except FileNotFoundError:
             return
         for name in names:
-            shutil.rmtree(os.path.join(self.path, name), ignore_errors=True)
+            _remove_tree(os.path.join(self.path, name))
 
     def _check_open(self) -> None:
         if self._closed:
@@ -300,16 +460,81 @@ class LogStore:
         path = os.path.join(self.path, TOPICS_FILE)
         try:
             st = os.stat(path)
+            key = (st.st_ino, st.st_mtime_ns, st.st_size)
+            cached = self._topics_cache
+            if cached is not None and cached[0] == key:
+                return cached[1]
+            with open(path, "rb") as f:
+                raw = f.read()
         except FileNotFoundError:
+            self._check_no_partition_dirs(path)
             return {}
-        key = (st.st_ino, st.st_mtime_ns, st.st_size)
-        cached = self._topics_cache
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-        topics = data.get("topics", {})
+        topics = self._parse_topics(path, raw)
         self._topics_cache = (key, topics)
+        return topics
+
+    def _check_no_partition_dirs(self, path: str) -> None:
+        """A missing topic registry is an empty one only where no partition directory exists; else
+        it was lost, and a topic made again would replace its old data: StoreFormatError."""
+        try:
+            names = os.listdir(self.path)
+        except FileNotFoundError:
+            return
+        found = sorted(n for n in names if _PARTITION_DIR.fullmatch(n) and os.path.isdir(os.path.join(self.path, n)))
+        if found:
+            more = ", ..." if len(found) > 3 else ""
+            raise StoreFormatError(
+                f"topic registry {path} is missing, but the store holds partition directories "
+                f"({', '.join(found[:3])}{more}).",
+                f"Restore {TOPICS_FILE} from a copy (it lists each topic's partition count and config). Nothing "
+                "was changed: a topic is never made again over existing data.",
+            )
+
+    def _parse_topics(self, path: str, raw: bytes) -> dict[str, Any]:
+        """The topics of a registry file, checked (shape, legal names, partition counts, configs):
+        a damaged registry raises StoreFormatError naming the file, and no path is ever built from a
+        name in it that is not a legal topic name."""
+        fix = (
+            f"Restore {TOPICS_FILE} from a copy (it lists each topic's partition count and config). "
+            "Nothing was changed."
+        )
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except ValueError as e:
+            raise StoreFormatError(f"topic registry {path} is not valid JSON ({e}).", fix) from None
+        topics = data.get("topics") if isinstance(data, dict) else None
+        if not isinstance(topics, dict):
+            raise StoreFormatError(f"topic registry {path} is not a JSON object with a 'topics' object.", fix)
+        version = data.get("version", 1)
+        if version != 1 or isinstance(version, bool):
+            raise StoreFormatError(
+                f"topic registry {path} has version {version!r}; this logstore reads version 1.",
+                "Upgrade logstore if a newer one wrote it. " + fix,
+            )
+        for name, entry in topics.items():
+            problem = _topic_name_problem(name)
+            if problem is not None:
+                raise StoreFormatError(
+                    f"topic registry {path} lists an illegal topic: {problem}; no path is made from it.", fix
+                )
+            parts = entry.get("partitions") if isinstance(entry, dict) else None
+            if isinstance(parts, bool) or not isinstance(parts, int) or not 1 <= parts <= MAX_PARTITIONS:
+                raise StoreFormatError(
+                    f"topic registry {path}: topic '{name}' has no valid partition count (found {parts!r}).", fix
+                )
+            config = entry.get("config", {})
+            if not isinstance(config, dict):
+                raise StoreFormatError(
+                    f"topic registry {path}: the config of topic '{name}' is a JSON {_json_type(config)}, "
+                    "not an object.",
+                    fix,
+                )
+            try:
+                validate_topic_config(config)
+            except InvalidConfigError as e:
+                raise StoreFormatError(
+                    f"topic registry {path}: topic '{name}' has a bad config: {e.message}", fix
+                ) from None
         return topics
 
     def _write_topics(self, topics: dict[str, Any]) -> None:
@@ -333,12 +558,11 @@ class LogStore:
 
     @staticmethod
     def validate_topic_name(name: str) -> None:
-        """Raise InvalidTopicError unless ``name`` is a legal Kafka topic name."""
-        if not isinstance(name, str) or not TOPIC_NAME.match(name) or name in (".", ".."):
-            raise InvalidTopicError(
-                f"topic name {name!r} is not valid.",
-                "Use 1-249 characters of a-z A-Z 0-9 . _ - (not '.' or '..').",
-            )
+        """Raise InvalidTopicError unless ``name`` is a legal Kafka topic name (see TOPIC_RULE);
+        the check is pure: no file is looked at."""
+        problem = _topic_name_problem(name)
+        if problem is not None:
+            raise InvalidTopicError(f"{problem}; not a valid topic name.", f"Use {TOPIC_RULE}.")
 
     def create_topic(
         self,
@@ -356,8 +580,17 @@ class LogStore:
         """
         self._check_open()
         self.validate_topic_name(name)
-        if isinstance(partitions, bool) or not isinstance(partitions, int) or partitions < 1:
-            raise InvalidConfigError(f"partitions={partitions!r} for topic '{name}'.", "Give a whole number >= 1.")
+        if isinstance(partitions, bool) or not isinstance(partitions, int) or not 1 <= partitions <= MAX_PARTITIONS:
+            raise InvalidConfigError(
+                f"partitions={partitions!r} for topic '{name}'.", f"Give a whole number in 1..{MAX_PARTITIONS}."
+            )
+        longest = len(partition_dir_name(name, partitions - 1))
+        if longest > NAME_MAX:
+            raise InvalidTopicError(
+                f"topic '{name[:40]}...' ({len(name)} characters) with {partitions} partitions needs directory "
+                f"names of {longest} characters; a file name has at most {NAME_MAX}.",
+                f"Use a name of at most {NAME_MAX - 1 - len(str(partitions - 1))} characters, or fewer partitions.",
+            )
         own = validate_topic_config(config)
         TopicConfig.from_layers(self._meta.get("defaults"), own)  # fail before touching disk
         existed = False
@@ -379,12 +612,16 @@ class LogStore:
         return self.describe_topic(name)
 
     def _create_locked(self, name: str, partitions: int, own: dict[str, Any], topics: dict[str, Any]) -> None:
-        norm = name.replace(".", "_")
+        norm = name.lower().replace(".", "_")
         for other in topics:
-            if other.replace(".", "_") == norm:
+            if other.lower().replace(".", "_") == norm:
+                why = []
+                if other.lower() != name.lower():
+                    why.append("'.' and '_' are treated alike, as in Kafka")
+                if other.replace(".", "_") != name.replace(".", "_"):
+                    why.append("names differing only in case share one directory on case-insensitive file systems")
                 raise InvalidTopicError(
-                    f"topic '{name}' collides with existing topic '{other}' "
-                    "('.' and '_' are treated alike, as in Kafka).",
+                    f"topic '{name}' collides with existing topic '{other}' ({'; '.join(why)}).",
                     "Pick another name.",
                 )
         topic_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
@@ -393,13 +630,13 @@ class LogStore:
         for entry in os.listdir(self.path):
             topic, _, part = entry.rpartition("-")
             d = os.path.join(self.path, entry)
-            if topic == name and part.isdigit() and os.path.isdir(d):
-                gone = f"{d}.{uuid.uuid4().hex}-delete"
+            if topic == name and part.isdigit() and (os.path.isdir(d) or os.path.islink(d)):
+                gone = _deleting_name(d)
                 os.replace(d, gone)
-                shutil.rmtree(gone, ignore_errors=True)
+                _remove_tree(gone)  # a planted symbolic link goes; what it points to is not touched
         for p in range(partitions):
             d = os.path.join(self.path, partition_dir_name(name, p))
-            os.makedirs(d, exist_ok=True)
+            os.makedirs(d, mode=DIR_MODE, exist_ok=True)
             atomic_write(
                 os.path.join(d, "partition.metadata"),
                 f"version: 0\ntopic_id: {topic_id}".encode(),
@@ -477,6 +714,7 @@ class LogStore:
         try:
             count = self._topics().get(name, {}).get("partitions", 0)
             for p in range(count):
+                self._refuse_link(os.path.join(self.path, partition_dir_name(name, p)))
                 path = os.path.join(self.path, partition_dir_name(name, p), LOCK_FILE)
                 try:
                     lock = FileLock(path, self._lock_timeout, f"{name}-{p}")
@@ -500,7 +738,7 @@ class LogStore:
                 for p in range(entry["partitions"]):
                     d = os.path.join(self.path, partition_dir_name(name, p))
                     if os.path.isdir(d):
-                        gone = f"{d}.{uuid.uuid4().hex}-delete"
+                        gone = _deleting_name(d)  # a 249-character name stays a legal file name
                         os.replace(d, gone)
                         doomed.append(gone)
                 fsync_dir(self.path)
@@ -510,7 +748,7 @@ class LogStore:
                 lock.release()
                 lock.close()
         for d in doomed:
-            shutil.rmtree(d, ignore_errors=True)
+            _remove_tree(d)
         # Consumer groups forget their offsets for it, as Kafka's coordinator does. (The groups
         # layer takes the store as an object and imports nothing of this module: no cycle.)
         from .groups.admin import forget_topic
@@ -525,6 +763,8 @@ class LogStore:
         Raises UnknownTopicError / UnknownPartitionError.
         """
         self._check_open()
+        if isinstance(partition, bool) or not isinstance(partition, int) or not 0 <= partition < MAX_PARTITIONS:
+            raise UnknownPartitionError(topic, partition, None)  # before any file is looked at
         tp = TopicPartition(topic, partition)
         log = self._logs.get(tp)
         if log is not None:
@@ -542,45 +782,158 @@ class LogStore:
             log = self._logs.get(tp)
             if log is None:
                 config = self._effective_config(entry)
-                rp = read_checkpoint(os.path.join(self.path, RECOVERY_POINT_CHECKPOINT)).get(tp, 0)
-                lso = read_checkpoint(os.path.join(self.path, LOG_START_OFFSET_CHECKPOINT)).get(tp, 0)
-                log = PartitionLog(
-                    os.path.join(self.path, partition_dir_name(topic, partition)),
-                    topic,
-                    partition,
-                    config,
-                    recovery_point=rp,
-                    log_start_offset=lso,
-                    clock=self._clock,
-                    on_checkpoint=self._checkpoint,
-                    on_segment_open=self._handles.touch,
-                    lock_timeout=self._lock_timeout,
-                    read_only=self.read_only,
-                )
+                d = self._partition_dir(topic, partition)
+                rp = self._read_checkpoint(RECOVERY_POINT_CHECKPOINT).get(tp, 0)
+                if tp in self._repairing:
+                    rp = -1  # the recovery on opening cuts at the first damage (the explicit repair)
+                lso = self._read_checkpoint(LOG_START_OFFSET_CHECKPOINT).get(tp, 0)
+                self._evict_idle_logs()
+                try:
+                    log = PartitionLog(
+                        d,
+                        topic,
+                        partition,
+                        config,
+                        recovery_point=rp,
+                        log_start_offset=lso,
+                        clock=self._clock,
+                        on_checkpoint=self._checkpoint,
+                        on_segment_open=self._handles.touch,
+                        lock_timeout=self._lock_timeout,
+                        read_only=self.read_only,
+                    )
+                except OSError as e:  # out of descriptors, say: StorageError names the limit
+                    raise StorageError(f"open partition {topic}-{partition} in", d, e) from e
                 self._logs[tp] = log
                 if config.flush_ms < LONG_MAX and not self.read_only:
                     self._start_flusher()
         return log
 
+    def _evict_idle_logs(self) -> None:
+        """Close partition logs while at least ``_max_open_logs`` are open (self._lock held), so
+        that reading thousands of partitions stays under RLIMIT_NOFILE: each open log holds two
+        descriptors. Only a log nothing outside the store refers to is closed (a caller holding it
+        keeps a working log; the next :meth:`partition` opens it again), oldest opened first.
+        Closing fsyncs what was appended, so it keeps every promise made; a log fenced by a failed
+        fsync stays open (it must refuse appends until the store is reopened)."""
+        if len(self._logs) < self._max_open_logs:
+            return
+        for tp in list(self._logs):
+            if len(self._logs) < self._max_open_logs * 3 // 4:
+                break
+            # Out of the dict first, then counted: a thread that finds it there from now on
+            # holds a reference, and one that does not waits for self._lock and looks again.
+            log = self._logs.pop(tp)
+            # Two references left when nobody holds it: ``log`` and getrefcount's argument.
+            if sys.getrefcount(log) > 2 or log._failed is not None:
+                self._logs[tp] = log
+                continue
+            try:
+                log.close()
+            except (LogStoreError, OSError):
+                pass  # its descriptors are closed whatever happens; the next open recovers
+
+    def _read_checkpoint(self, name: str) -> dict[tuple[str, int], int]:
+        """The entries of checkpoint file ``name`` (not to be changed), parsed again only when the
+        file was replaced. Every partition opened looks itself up there, and parsing the whole file
+        each time made opening N partitions take N² time. The file is only ever replaced by a
+        rename (atomic_write), never written in place, and the parsed file's descriptor is held
+        open, so that its inode number cannot be handed to a newer file (ext4 reuses freed
+        numbers at once) while the cache trusts it."""
+        path = os.path.join(self.path, name)
+        with self._checkpoints_lock:
+            cached = self._checkpoints.get(name)
+            try:
+                ino = os.stat(path).st_ino
+            except FileNotFoundError:
+                ino = -1
+            if cached is not None:
+                if cached[1] == ino:
+                    return cached[2]
+                del self._checkpoints[name]
+                os.close(cached[0])
+            if ino < 0:
+                return {}
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                return {}
+            try:
+                ino = os.fstat(fd).st_ino
+                entries = read_checkpoint(path)
+                if os.stat(path).st_ino == ino:
+                    self._checkpoints[name] = (fd, ino, entries)
+                    fd = -1
+            finally:
+                if fd >= 0:
+                    os.close(fd)
+            return entries
+
+    def _write_checkpoint(self, name: str, entries: dict[tuple[str, int], int]) -> None:
+        """Replace checkpoint file ``name`` (store lock held, so nobody else replaces it meanwhile)
+        and keep what was written as the parsed copy (see _read_checkpoint)."""
+        path = os.path.join(self.path, name)
+        write_checkpoint(path, entries)
+        with self._checkpoints_lock:
+            old = self._checkpoints.pop(name, None)
+            if old is not None:
+                os.close(old[0])
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                return  # read again next time
+            self._checkpoints[name] = (fd, os.fstat(fd).st_ino, entries)
+
+    def _refuse_link(self, d: str) -> None:
+        """UnsafeStoreError when partition directory ``d`` is a symbolic link: logstore neither
+        follows it nor writes through it (another user could point it anywhere)."""
+        if os.path.islink(d):
+            try:
+                target = os.readlink(d)
+            except OSError:
+                target = "?"
+            raise UnsafeStoreError(
+                f"partition directory {d} is a symbolic link (to {target}); logstore does not follow links in a "
+                "store, so nothing was read or written through it.",
+                f"Put the real directory in its place (rm {shlex.quote(d)}, then move the data there), or remove "
+                "the link if it was not yours.",
+            )
+
+    def _partition_dir(self, topic: str, partition: int) -> str:
+        """The directory of a partition the registry lists, checked before it is opened: not a
+        symbolic link (UnsafeStoreError), and there (StoreFormatError: a lost partition directory is
+        never silently made again, empty, with its offsets restarting at 0)."""
+        d = os.path.join(self.path, partition_dir_name(topic, partition))
+        self._refuse_link(d)
+        if not os.path.isdir(d):
+            count = self._topic_entry(topic)["partitions"]  # deleted meanwhile: UnknownTopicError
+            if partition >= count:
+                raise UnknownPartitionError(topic, partition, count)
+            raise StoreFormatError(
+                f"partition directory {d} is missing, though {TOPICS_FILE} lists topic '{topic}' with {count} "
+                "partition(s).",
+                "Restore it from a copy, or delete the topic and create it again. Nothing was made in its place.",
+            )
+        return d
+
     def _checkpoint(self, log: PartitionLog) -> None:
         """Persist a partition's recovery point (and log start offset) in Kafka's checkpoint files."""
         tp = (log.topic, log.partition)
         with self._store_lock:
-            path = os.path.join(self.path, RECOVERY_POINT_CHECKPOINT)
-            entries = read_checkpoint(path)
+            entries = self._read_checkpoint(RECOVERY_POINT_CHECKPOINT)
             if entries.get(tp) != log.recovery_point:
+                entries = dict(entries)
                 entries[tp] = log.recovery_point
-                write_checkpoint(path, entries)
-            path = os.path.join(self.path, LOG_START_OFFSET_CHECKPOINT)
-            entries = read_checkpoint(path)
+                self._write_checkpoint(RECOVERY_POINT_CHECKPOINT, entries)
+            entries = dict(self._read_checkpoint(LOG_START_OFFSET_CHECKPOINT))
             first = log.segments[0].base_offset
             if log.log_start_offset > first:
                 if entries.get(tp) != log.log_start_offset:
                     entries[tp] = log.log_start_offset
-                    write_checkpoint(path, entries)
+                    self._write_checkpoint(LOG_START_OFFSET_CHECKPOINT, entries)
             elif tp in entries:
                 del entries[tp]
-                write_checkpoint(path, entries)
+                self._write_checkpoint(LOG_START_OFFSET_CHECKPOINT, entries)
 
     def _drop_checkpoint_entries(self, topic: str) -> None:
         for name in (RECOVERY_POINT_CHECKPOINT, LOG_START_OFFSET_CHECKPOINT):
@@ -693,7 +1046,7 @@ class LogStore:
 
     def _recover_partition(self, topic: str, partition: int, truncate_damaged: bool, dry_run: bool) -> RepairResult:
         tp = TopicPartition(topic, partition)
-        d = os.path.join(self.path, partition_dir_name(topic, partition))
+        d = self._partition_dir(topic, partition)
         config = self._effective_config(self._topic_entry(topic))
         # What is wrong, seen before anything is touched (a read-only open recovers nothing).
         look = PartitionLog(d, topic, partition, config, read_only=True, log_start_offset=0)
@@ -731,7 +1084,20 @@ class LogStore:
         try:
             log = self.partition(topic, partition)
         except CorruptDataError as e:  # opening it ran the automatic recovery, which found damage
-            return RepairResult(topic, partition, segments, 0, 0, before_end, problems, error=f"{e} {damaged}")
+            if not truncate_damaged:
+                return RepairResult(topic, partition, segments, 0, 0, before_end, problems, error=f"{e} {damaged}")
+            # Asked to cut: open again with that recovery cutting at the first damage instead.
+            try:
+                os.unlink(os.path.join(d, CLEAN_FILE))
+            except FileNotFoundError:
+                pass
+            self._repairing.add(tp)
+            try:
+                log = self.partition(topic, partition)
+            except CorruptDataError as e2:
+                return RepairResult(topic, partition, segments, 0, 0, before_end, problems, error=str(e2))
+            finally:
+                self._repairing.discard(tp)
         opened = log.load_report if fresh else None
         try:
             report = log.repair(truncate_damaged)
@@ -812,6 +1178,9 @@ class LogStore:
                 except CorruptDataError as e:  # damage found while opening: report, keep going
                     problems.append(Problem(e.path or f"{name}-{p}", e.position, e.detail))
                     continue
+                except (StoreFormatError, UnsafeStoreError) as e:  # a missing or symlinked directory
+                    problems.append(Problem(os.path.join(self.path, partition_dir_name(name, p)), None, str(e)))
+                    continue
                 problems += log.verify()
         return problems
 
@@ -838,6 +1207,10 @@ class LogStore:
                     errors.append(e)
             self._logs.clear()
             self._closed = True
+            with self._checkpoints_lock:
+                for fd, _, _ in self._checkpoints.values():
+                    os.close(fd)
+                self._checkpoints.clear()
         self._store_lock.close()
         if errors:
             raise errors[0]

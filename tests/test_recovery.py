@@ -176,7 +176,10 @@ def test_damage_below_the_recovery_point_is_found_by_verify_and_reads(tmp_path):
     again.close()
 
 
-def test_torn_segment_drops_later_segments(tmp_path):
+def test_torn_sealed_segment_is_reported_and_the_repair_drops_later_segments(tmp_path):
+    """A segment with a successor was fsynced when it was sealed, so a tear in it is damage, not a
+    crash: the open refuses and changes nothing, even without a recovery point. The explicit
+    repair (truncate_damaged) cuts it and drops the later segments, whose offsets no longer follow."""
     d = tmp_path / "t-0"
     cfg = TopicConfig.from_layers({"segment.bytes": 800})
     log = make(d, batches=30, cfg=cfg)
@@ -187,7 +190,14 @@ def test_torn_segment_drops_later_segments(tmp_path):
     size = os.path.getsize(victim.log_path)
     with open(victim.log_path, "r+b") as f:
         f.truncate(size - 5)
-    again = PartitionLog(str(d), "t", 0, cfg, recovery_point=0)
+    with pytest.raises(CorruptLogError) as e:
+        PartitionLog(str(d), "t", 0, cfg, recovery_point=0)
+    assert e.value.path == victim.log_path and os.path.getsize(victim.log_path) == size - 5
+    assert os.path.exists(segs[-1].log_path)
+    again = PartitionLog(str(d), "t", 0, cfg, recovery_point=0, read_only=True)
+    again.close()
+    again = PartitionLog(str(d), "t", 0, cfg, recovery_point=10**9)  # opens: damage is below it
+    again.repair(truncate_damaged=True)
     assert again.active_segment.base_offset == victim.base_offset
     assert len(again.segments) == len(segs) - 2
     assert not os.path.exists(segs[-1].log_path)

@@ -20,7 +20,15 @@ from ..errors import (
     UnknownTopicError,
 )
 from ..types import TopicPartition
-from .coordinator import GROUPS_DIR, GroupFiles, GroupState, group_dir_name, list_group_ids, remove_group_dir
+from .coordinator import (
+    GROUPS_DIR,
+    GroupFiles,
+    GroupState,
+    group_dir_name,
+    list_group_ids,
+    remove_group_dir,
+    validate_group_id,
+)
 from .offsets import OffsetAndMetadata
 
 __all__ = [
@@ -140,6 +148,8 @@ def list_groups(store: object) -> list[str]:
 
 
 def _open(store: object, group: str, clock: Callable[[], float], *, create: bool = False) -> GroupFiles:
+    if create or group not in list_groups(store):
+        validate_group_id(group)  # InvalidConfigError naming the rule; an existing group is looked up as it is
     path = os.path.join(store.path, GROUPS_DIR, group_dir_name(group))  # type: ignore[attr-defined]
     if not create and (not os.path.isdir(path) or group not in list_groups(store)):
         raise UnknownGroupError(group, list_groups(store))
@@ -261,6 +271,7 @@ def reset_offsets(
     UnknownTopicError / UnknownPartitionError.
     """
     if group not in list_groups(store) and not execute:
+        validate_group_id(group)
         return _plan(store, group, target, topics, {}, clamp)
     files = _open(store, group, clock, create=True)
     try:

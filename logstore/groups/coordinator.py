@@ -48,6 +48,7 @@ import socket
 import struct
 import threading
 import time
+import unicodedata
 import urllib.parse
 import uuid
 import weakref
@@ -59,11 +60,13 @@ from typing import Any
 from ..errors import (
     CommitFailedError,
     InconsistentGroupProtocolError,
+    InvalidConfigError,
     StorageError,
     StoreFormatError,
     UnknownTopicError,
+    UnsafeStoreError,
 )
-from ..storage.files import atomic_write, fsync_dir
+from ..storage.files import DIR_MODE, FILE_MODE, atomic_write, fsync_dir
 from ..storage.locks import FileLock
 from ..types import TopicPartition
 from .assignors import ASSIGNORS
@@ -81,7 +84,7 @@ WAITING_CHECK_S = 0.1  # how often a member waiting for a rebalance checks the o
 
 def group_dir_name(group: str) -> str:
     """The directory name of ``group``: the id itself where it is made of ``[A-Za-z0-9._-]``,
-    other characters %-escaped (so any group id Kafka accepts works here)."""
+    other characters %-escaped as UTF-8 bytes, a leading "." too (see GROUP_RULE)."""
     name = urllib.parse.quote(group, safe="")
     if name.startswith("."):
         name = "%2E" + name[1:]
@@ -92,14 +95,39 @@ def group_from_dir_name(name: str) -> str:
     return urllib.parse.unquote(name)
 
 
-def validate_group_id(group: Any) -> str:
-    """A group id must be a non-empty string (Kafka's rule). Raises InvalidConfigError."""
-    from ..errors import InvalidConfigError
+NAME_MAX = 255  # longest file name (bytes) on Linux and macOS file systems
+GROUP_RULE = (
+    "a non-empty string without control characters, whose directory name (the id with every character "
+    "outside A-Z a-z 0-9 . _ - ~ %-escaped as UTF-8 bytes) is at most 255 bytes"
+)
 
-    if not isinstance(group, str) or not group:
-        raise InvalidConfigError(f"group_id={group!r} is not a group id.", "Give a non-empty string, e.g. 'billing'.")
-    if len(group_dir_name(group)) > 255:
-        raise InvalidConfigError(f"group_id {group[:40]!r}... is too long.", "Use at most 200 or so characters.")
+
+def group_id_problem(group: Any) -> str | None:
+    """Why ``group`` cannot be a consumer group id here, or None (see GROUP_RULE). Pure: no file is
+    looked at."""
+    if not isinstance(group, str):
+        return f"a group id must be a str, not {type(group).__name__}"
+    if not group:
+        return "the group id is empty"
+    shown = repr(group) if len(group) <= 60 else f"{group[:40]!r}... ({len(group)} characters)"
+    for c in group:
+        kind = unicodedata.category(c)
+        if kind == "Cc":
+            return f"group id {shown} contains the control character U+{ord(c):04X}"
+        if kind == "Cs":
+            return f"group id {shown} contains U+{ord(c):04X}, a lone surrogate (not UTF-8)"
+    size = len(group_dir_name(group))
+    if size > NAME_MAX:
+        return f"group id {shown} makes a {size}-byte directory name"
+    return None
+
+
+def validate_group_id(group: Any) -> str:
+    """A group id as Kafka allows it (any non-empty string), less what cannot be a safe directory
+    name or a line of output (GROUP_RULE). Raises InvalidConfigError naming the rule."""
+    problem = group_id_problem(group)
+    if problem is not None:
+        raise InvalidConfigError(f"{problem}; not a valid consumer group id.", f"Use {GROUP_RULE}, e.g. 'billing'.")
     return group
 
 
@@ -147,11 +175,15 @@ class GroupFiles:
         self.clock = clock
         self.dir = os.path.join(store.path, GROUPS_DIR, group_dir_name(group))
         self.members_dir = os.path.join(self.dir, MEMBERS_DIR)
+        for d in (os.path.dirname(self.dir), self.dir, self.members_dir):
+            if os.path.islink(d):
+                raise UnsafeStoreError(
+                    f"{d} is a symbolic link; logstore does not follow links in a store, so nothing was read or "
+                    f"written through it (consumer group '{group}').",
+                    "Put the real directory in its place, or remove the link if it was not yours.",
+                )
         if create:
-            try:
-                os.makedirs(self.members_dir, exist_ok=True)
-            except OSError as e:
-                raise StorageError("create", self.members_dir, e) from e
+            self.make_dirs(check_case=True)
         self.lock = FileLock(os.path.join(self.dir, LOCK_FILE), 60.0, f"consumer group '{group}'")
         self.offsets = OffsetLog(os.path.join(self.dir, OFFSETS_FILE))
         self._state_path = os.path.join(self.dir, STATE_FILE)
@@ -168,10 +200,7 @@ class GroupFiles:
                 break
             self.lock.release()
             self.lock.close()
-            try:
-                os.makedirs(self.members_dir, exist_ok=True)
-            except OSError as e:
-                raise StorageError("create", self.members_dir, e) from e
+            self.make_dirs()
             self.lock = FileLock(os.path.join(self.dir, LOCK_FILE), 60.0, f"consumer group '{self.group}'")
             self.offsets = OffsetLog(self.offsets.path)
         else:  # pragma: no cover - deleted ten times in a row
@@ -184,6 +213,33 @@ class GroupFiles:
 
     def close(self) -> None:
         self.lock.close()
+
+    def make_dirs(self, *, check_case: bool = False) -> None:
+        """Make ``groups/``, the group's directory and ``members/`` where missing, each with
+        DIR_MODE (os.makedirs would give the levels above the last ``0o777`` less the umask).
+        ``check_case``: refuse a new group whose directory name differs from an existing group's
+        only in case (they would share one directory on a case-insensitive file system)."""
+        root = os.path.dirname(self.dir)
+        if check_case:
+            name = os.path.basename(self.dir)
+            try:
+                names = os.listdir(root)
+            except FileNotFoundError:
+                names = []
+            if name not in names:
+                clash = [n for n in names if "!" not in n and n.lower() == name.lower()]
+                if clash:
+                    raise InvalidConfigError(
+                        f"consumer group '{self.group}' collides with existing group "
+                        f"'{group_from_dir_name(clash[0])}': ids differing only in case share one directory on "
+                        "case-insensitive file systems.",
+                        "Use the existing group's id, or another one.",
+                    )
+        for d in (root, self.dir, self.members_dir):
+            try:
+                os.makedirs(d, mode=DIR_MODE, exist_ok=True)
+            except OSError as e:
+                raise StorageError("create", d, e) from e
 
     # --- state.json -----------------------------------------------------------------------------
 
@@ -243,7 +299,10 @@ class GroupFiles:
     # --- members' liveness ----------------------------------------------------------------------
 
     def member_path(self, member_id: str) -> str:
-        return os.path.join(self.members_dir, urllib.parse.quote(member_id, safe=""))
+        """``members/<member id, %-escaped>``; an id too long for a file name (a long client_id)
+        keeps its last 200 characters, which end in the member's uuid."""
+        name = urllib.parse.quote(member_id.encode("utf-8", "surrogatepass"), safe="")
+        return os.path.join(self.members_dir, name if len(name) <= NAME_MAX else name[-200:])
 
     def why_dead(self, member_id: str, info: Mapping[str, Any], now: float) -> str | None:
         """None when the member is alive, else why it is not."""
@@ -458,8 +517,8 @@ class GroupMember:
             self.topics = tuple(topics)
             member_id = f"{self.client_id}-{uuid.uuid4()}"
             path = self.files.member_path(member_id)
-            os.makedirs(self.files.members_dir, exist_ok=True)  # the group may have been deleted meanwhile
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            self.files.make_dirs()  # the group may have been deleted meanwhile
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 os.pwrite(fd, _HB.pack(self.clock()), 0)
@@ -722,7 +781,8 @@ def list_group_ids(store_path: str) -> list[str]:
 def remove_group_dir(path: str) -> None:
     """Delete a group's directory crash-safely: rename it to ``<name>!<uuid>.deleted`` (a name no
     group id escapes to), fsync, then remove it (a leftover is ignored)."""
-    gone = f"{path}!{uuid.uuid4().hex}.deleted"
+    head, base = os.path.split(path)
+    gone = os.path.join(head, f"{base[: NAME_MAX - 41]}!{uuid.uuid4().hex}.deleted")  # stays a legal name
     try:
         os.rename(path, gone)
         fsync_dir(os.path.dirname(path))

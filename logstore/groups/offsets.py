@@ -29,7 +29,7 @@ import crc32c
 
 from ..errors import StorageError
 from ..faults import crashpoint, ops
-from ..storage.files import FILE_MODE, atomic_write, fsync_dir
+from ..storage.files import FILE_MODE, atomic_write
 from ..types import TopicPartition
 
 COMPACT_BYTES = 1 << 20
@@ -72,6 +72,9 @@ class OffsetLog:
         self.path = path
         self._key: tuple[int, int] | None = None  # (inode, bytes parsed)
         self._good_end = 0  # the byte after the last whole, valid line
+        # (position, first bytes) of the last whole line parsed: proof the file is still the one
+        # parsed (see _same_file).
+        self._mark: tuple[int, bytes] | None = None
         self._offsets: dict[TopicPartition, OffsetAndMetadata] = {}
         self.max_generation = -1
         self.problems: list[str] = []
@@ -93,7 +96,7 @@ class OffsetLog:
             raise StorageError("open", self.path, e) from e
         try:
             st = os.fstat(fd)
-            if self._key is None or self._key[0] != st.st_ino or st.st_size < self._key[1]:
+            if self._key is None or self._key[0] != st.st_ino or st.st_size < self._key[1] or not self._same_file(fd):
                 self._reset(st.st_ino)
             start = self._key[1] if self._key is not None else 0
             if st.st_size > start:
@@ -105,8 +108,19 @@ class OffsetLog:
             os.close(fd)
         return dict(self._offsets)
 
+    def _same_file(self, fd: int) -> bool:
+        """Whether the last line parsed is still where it was. The inode number and size alone
+        can match another file: a compaction renames a new file in, and after two of them (by
+        another process, while this one did not look) ext4 hands the first file's inode number
+        out again. Parsing on from the old end would then keep stale offsets (persist-queue #132)."""
+        if self._mark is None:
+            return True
+        at, head = self._mark
+        return os.pread(fd, len(head), at) == head
+
     def _reset(self, ino: int | None) -> None:
         self._key = None if ino is None else (ino, 0)
+        self._mark = None
         self._good_end = 0
         self._offsets = {}
         self.max_generation = -1
@@ -128,6 +142,8 @@ class OffsetLog:
                 self._apply(entry)
                 self._good_end = end
             pos = end
+        if lines:
+            self._mark = (pos - len(lines[-1]) - 1, (lines[-1] + b"\n")[:64])
         del tail
         return pos
 
@@ -172,7 +188,7 @@ class OffsetLog:
             crashpoint("offsets.after_write")
             ops.fdatasync(fd)
             if created:
-                fsync_dir(os.path.dirname(self.path))  # the new file's name survives a power loss too
+                ops.fsync_dir(os.path.dirname(self.path))  # the new file's name survives a power loss too
         except OSError as e:
             try:
                 ops.ftruncate(fd, self._good_end)
@@ -186,6 +202,7 @@ class OffsetLog:
         self._apply(json.loads(line[9:]))
         self._good_end = pos
         self._key = (st.st_ino, pos)
+        self._mark = (pos - len(line), line[:64])
         if self._good_end > COMPACT_BYTES:
             self._compact()
 

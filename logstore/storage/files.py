@@ -49,8 +49,12 @@ def partition_dir_name(topic: str, partition: int) -> str:
 
 
 def fsync_dir(path: str) -> None:
-    """fsync a directory so that entries created, renamed or removed in it survive a power loss."""
-    ops.fsync_dir(path)
+    """fsync a directory so that entries created, renamed or removed in it survive a power loss.
+    Raises StorageError."""
+    try:
+        ops.fsync_dir(path)
+    except OSError as e:
+        raise StorageError("fsync the directory", path, e) from e
 
 
 def atomic_write(path: str, data: bytes, *, sync: bool = True) -> None:
@@ -126,9 +130,12 @@ def write_checkpoint(path: str, entries: Mapping[tuple[str, int], int]) -> None:
 
 
 def remove_quietly(paths: Iterable[str]) -> None:
-    """Unlink each path, ignoring files that are already gone."""
+    """Unlink each path, ignoring files that are already gone. Raises StorageError for another
+    OS error (the paths after it are left)."""
     for p in paths:
         try:
             ops.unlink(p)
         except FileNotFoundError:
             pass
+        except OSError as e:
+            raise StorageError("remove", p, e) from e

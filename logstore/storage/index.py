@@ -30,6 +30,10 @@ from ..errors import CorruptIndexError, StorageError
 from ..faults import ops
 from .files import FILE_MODE
 
+# An index of at most this many bytes is searched with one pread instead of a map. Opening a
+# partition and looking up its few entries then maps nothing: thousands of partitions, each with an
+# index or two, would otherwise hold thousands of maps (vm.max_map_count, 65530 by default).
+SMALL_INDEX = 4096
 RESERVE_STEP = 1 << 16  # bytes of index file allocated on disk at a time (see _Index.reserve)
 
 
@@ -57,7 +61,12 @@ class _Index:
             raise CorruptIndexError(f"index size {size} is not a multiple of its {self.entry_size}-byte entries", path)
         self.entries = self._count_valid(size // self.entry_size)
         if active and size < self.max_entries * self.entry_size:
-            ops.ftruncate(self._fd, self.max_entries * self.entry_size)
+            try:
+                ops.ftruncate(self._fd, self.max_entries * self.entry_size)
+            except OSError as e:
+                os.close(self._fd)
+                self._fd = -1
+                raise StorageError("preallocate the index", path, e) from e
 
     # --- entries as bytes -------------------------------------------------------------------------
 
@@ -97,7 +106,12 @@ class _Index:
             if length == 0 or length < need:
                 raise CorruptIndexError(f"index file is shorter than its {self.entries} entries", self.path)
             fobj = open(self._fd, "r+b" if self.active else "rb", buffering=0, closefd=False)  # noqa: SIM115
-            m = np.memmap(fobj, dtype=np.uint8, mode="r+" if self.active else "r", shape=(length,))
+            try:
+                m = np.memmap(fobj, dtype=np.uint8, mode="r+" if self.active else "r", shape=(length,))
+            except OSError as e:
+                # EMFILE (the map holds a descriptor of its own), ENOMEM (vm.max_map_count or
+                # address space): a StorageError that names the limit, not a bare OSError.
+                raise StorageError("map", self.path, e) from e
             self._map = m
             self._bytes = m.view(np.ndarray)  # plain view: slicing a memmap costs a finalize each time
             self._keys = np.ndarray(
@@ -114,13 +128,31 @@ class _Index:
         n = self.entries
         if n == 0:
             return -1
+        if self._map is None and n * self.entry_size <= SMALL_INDEX:
+            raw = os.pread(self._fd, n * self.entry_size, 0)
+            if len(raw) == n * self.entry_size:
+                keys = np.ndarray(shape=(n,), dtype=f"S{self.key_size}", buffer=raw, strides=(self.entry_size,))
+                return int(np.searchsorted(keys, key, side="right")) - 1
         self._ensure_map()
         assert self._keys is not None
         return int(np.searchsorted(self._keys[:n], key, side="right")) - 1
 
-    def _raw(self, slot: int) -> bytes:
-        self._ensure_map()
+    def _last_raw(self) -> bytes:
+        """The last valid entry's bytes (see :meth:`_raw`: read, not mapped, while unmapped)."""
         es = self.entry_size
+        if self._map is None:
+            raw = os.pread(self._fd, es, (self.entries - 1) * es)
+            if len(raw) == es:
+                return raw
+        return self._raw(self.entries - 1)
+
+    def _raw(self, slot: int) -> bytes:
+        es = self.entry_size
+        if self._map is None and self.entries * es <= SMALL_INDEX:
+            raw = os.pread(self._fd, es, slot * es)
+            if len(raw) == es:
+                return raw
+        self._ensure_map()
         return self._bytes[slot * es : (slot + 1) * es].tobytes()
 
     def _write(self, raw: bytes, use_reserved: bool = False) -> None:
@@ -140,7 +172,11 @@ class _Index:
         map: on a full disk that write would kill the process with SIGBUS instead of raising. So
         blocks are allocated here first (``posix_fallocate``, RESERVE_STEP bytes at a time), where
         a full disk is an ordinary StorageError raised before any byte of the append is written.
+        The index is mapped here too, for the same reason: a map that fails (ENOMEM at
+        vm.max_map_count, EMFILE) once the batch is written failed an append whose records were
+        then in the log for the next writer to adopt.
         """
+        self._ensure_map()
         end = (self.entries + room) * self.entry_size
         if end <= self._reserved:
             return
@@ -176,18 +212,23 @@ class _Index:
         es = self.entry_size
         kept = os.pread(self._fd, keep * es, 0) if keep else b""
         tmp = self.path + ".tmp"
-        fd = ops.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
+        try:
+            fd = ops.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
+        except OSError as e:
+            raise StorageError("rewrite", self.path, e) from e
         try:
             ops.write(fd, kept)
             ops.ftruncate(fd, max(self.max_entries * es, len(kept)))
             ops.fsync(fd)
             ops.replace(tmp, self.path)
-        except BaseException:
+        except BaseException as e:
             os.close(fd)
             try:
                 os.unlink(tmp)
             except OSError:
                 pass
+            if isinstance(e, OSError):
+                raise StorageError("rewrite", self.path, e) from e
             raise
         os.close(self._fd)
         self._fd = fd
@@ -196,9 +237,13 @@ class _Index:
         self.entries = keep
 
     def flush(self) -> None:
-        if self._map is not None and self.active:
-            self._map.flush()
-        ops.fsync(self._fd)
+        """Write map pages back and fsync the file; raises StorageError."""
+        try:
+            if self._map is not None and self.active:
+                self._map.flush()
+            ops.fsync(self._fd)
+        except OSError as e:
+            raise StorageError("fsync", self.path, e) from e
 
     def seal(self) -> None:
         """Trim the file to its entries, fsync it and make the index read-only (on roll or close)."""
@@ -207,14 +252,22 @@ class _Index:
                 self._map.flush()
             self._map = self._keys = self._bytes = None
             fd, self._fd = self._fd, -1  # never keep a closed number: it may be reused by another file
+            failed: OSError | None = None
             try:
                 ops.ftruncate(fd, self.entries * self.entry_size)
                 ops.fsync(fd)
+            except OSError as e:
+                failed = e  # the index is advisory: still sealed, rebuilt by the next recovery
             finally:
                 os.close(fd)
             self.active = False
             self._reserved = 0
-            self._fd = ops.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                self._fd = ops.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            except OSError as e:
+                failed = failed or e
+            if failed is not None:
+                raise StorageError("seal", self.path, failed) from failed
 
     def activate(self) -> None:
         """Re-open a sealed index for appending, extended back to its preallocated size."""
@@ -223,7 +276,10 @@ class _Index:
             self._fd = -1
             self._fd = ops.open(self.path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
             self._reserved = 0
-            ops.ftruncate(self._fd, max(self.max_entries * self.entry_size, self.entries * self.entry_size))
+            try:
+                ops.ftruncate(self._fd, max(self.max_entries * self.entry_size, self.entries * self.entry_size))
+            except OSError as e:
+                raise StorageError("preallocate the index", self.path, e) from e
             self._map = self._keys = self._bytes = None
             self.active = True
 
@@ -279,7 +335,13 @@ class OffsetIndex(_Index):
         """Offset of the last entry, or the base offset when there is none."""
         if self.entries == 0:
             return self.base_offset
-        return self.base_offset + int.from_bytes(self._raw(self.entries - 1)[:4], "big")
+        return self.base_offset + int.from_bytes(self._last_raw()[:4], "big")
+
+    def last_entry(self) -> tuple[int, int]:
+        """``(offset, position)`` of the last entry, or ``(base_offset, 0)``; maps nothing."""
+        if self.entries == 0:
+            return self.base_offset, 0
+        return self._decode(self._last_raw())
 
     def append(self, offset: int, position: int) -> None:
         """Add an entry; offsets must grow. Raises CorruptIndexError when full or out of order."""
@@ -335,7 +397,7 @@ class TimeIndex(_Index):
         """``(timestamp, offset)`` of the last entry, or ``(-1, base_offset)``."""
         if self.entries == 0:
             return -1, self.base_offset
-        raw = self._raw(self.entries - 1)
+        raw = self._last_raw()
         return int.from_bytes(raw[:8], "big", signed=True), self.base_offset + int.from_bytes(raw[8:], "big")
 
     def maybe_append(self, timestamp: int, offset: int, *, skip_full_check: bool = False) -> bool:

@@ -27,6 +27,7 @@ Durability follows the topic's ``flush.messages`` / ``flush.ms`` (see :mod:`logs
 from __future__ import annotations
 
 import bisect
+import errno
 import fcntl
 import json
 import os
@@ -48,11 +49,13 @@ from ..errors import (
     StorageError,
     StoreLockedError,
     UnknownTopicError,
+    UnsupportedFormatError,
 )
 from ..faults import crashpoint, ops
 from ..records.batch import (
     ATTRIBUTES_OFFSET,
     LOG_OVERHEAD,
+    MAGIC,
     MIN_BATCH_LENGTH,
     RECORD_BATCH_OVERHEAD,
     TIMESTAMP_TYPE_MASK,
@@ -83,8 +86,9 @@ from .files import (
     read_checkpoint,
     remove_quietly,
 )
+from .index import OffsetIndex, TimeIndex
 from .locks import FileLock
-from .segment import LogSegment, RecoveryResult, StaleSegmentError
+from .segment import LogSegment, RecoveryResult, StaleSegmentError, is_newer_format
 
 LOCK_FILE = ".logstore.lock"
 OPEN_FILE = ".logstore.open"
@@ -217,9 +221,13 @@ class PartitionLog:
         if not read_only:
             os.makedirs(directory, mode=DIR_MODE, exist_ok=True)
         self._flock = FileLock(os.path.join(directory, LOCK_FILE), lock_timeout, f"{topic}-{partition}")
-        self._open_fd = os.open(
-            os.path.join(directory, OPEN_FILE), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE
-        )
+        try:
+            self._open_fd = os.open(
+                os.path.join(directory, OPEN_FILE), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE
+            )
+        except BaseException:
+            self._flock.close()  # out of descriptors, say: do not leak the lock file's
+            raise
         try:
             if read_only:
                 # Look, change nothing: no recovery, no torn-tail cut, no clean marker on close.
@@ -380,7 +388,7 @@ class PartitionLog:
             self._recover(report)
         else:
             if recover:
-                for seg in [s for s in segs if os.path.basename(s.index_path) not in names]:
+                for seg in [s for s in segs if self._index_files_damaged(s)]:
                     self._recover_segment(seg, report)
             self._load_active_tail(active, truncate=locked, trusted=clean, report=report)
         if recover:
@@ -430,7 +438,7 @@ class PartitionLog:
         idx.refresh()
         file_size = seg.file_size()
         if idx.entries:
-            last_offset, pos = idx.lookup(1 << 62)
+            last_offset, pos = idx.last_entry()  # read, not mapped (see index._last_raw)
             head = seg.pread(RECORD_BATCH_OVERHEAD, pos) if pos < file_size else b""
             h = read_header(head) if len(head) == RECORD_BATCH_OVERHEAD else None
             if h is not None and h.magic == 2 and h.batch_length >= MIN_BATCH_LENGTH and h.last_offset <= last_offset:
@@ -453,12 +461,20 @@ class PartitionLog:
         if position:
             seg.next_offset = batch_base  # the scan below starts with the indexed batch
         self._scan_forward(seg, file_size, truncate, trusted=trusted)
-        if truncate and idx.entries and last_offset >= seg.next_offset:
-            # The last entry names an offset the log does not reach: a stale index. Rebuild.
+        # (No entry at first, some after the scan: another process appended meanwhile; not stale.)
+        stale = idx.entries and position and last_offset >= seg.next_offset
+        if truncate and (stale or not seg.indexes_consistent(sealed=False)):
+            # The last entry names an offset the log does not reach (a stale index), or the
+            # entries are out of order, outside the log or not what the log holds: rebuild both.
             self._bump_layout()
             self._recover_segment(seg, report)
             self._bump_layout()
             return
+        if not truncate and not seg.indexes_consistent(sealed=False):
+            # A reader cannot rebuild it: time lookups ignore the time index (offset lookups
+            # check every entry they use anyway).
+            seg.time_index_trusted = False
+            seg.max_timestamp, seg.offset_of_max_timestamp = seg.scan_max_timestamp()
         seg.created_ms = self._now_ms()
 
     def _scan_forward(self, seg: LogSegment, file_size: int, truncate: bool, trusted: bool = False) -> None:
@@ -472,11 +488,14 @@ class PartitionLog:
         """
         position = seg.size
         while position < file_size:
+            buf = b""  # the previous chunk goes before the next is read
             buf = seg.pread(min(1 << 20, file_size - position), position)
             pos = 0
             bad = False
             while pos + RECORD_BATCH_OVERHEAD <= len(buf):
                 h = read_header(buf, pos)
+                if is_newer_format(h, seg.next_offset, file_size - position - pos):
+                    raise UnsupportedFormatError(seg.log_path, position + pos, h.magic, MAGIC)
                 if h.batch_length < MIN_BATCH_LENGTH or h.magic != 2:
                     bad = True
                     break
@@ -491,8 +510,8 @@ class PartitionLog:
                     except CorruptRecordError:
                         bad = True
                         break
-                if h.base_offset < seg.next_offset and seg.size > 0:
-                    bad = True
+                if h.base_offset != seg.next_offset:
+                    bad = True  # offsets are dense; the CRC does not cover the base offset
                     break
                 if seg.size == 0 and seg.first_batch_timestamp is None:
                     seg.first_batch_timestamp = h.max_timestamp
@@ -520,7 +539,12 @@ class PartitionLog:
                     position,
                     hint="Restore the file from a copy; the data before this position is intact.",
                 )
-            later = seg._find_valid_batch_after(position, file_size, seg.next_offset)
+            # (Only when every append is fsynced: see LogSegment.recover.)
+            later = (
+                seg._find_valid_batch_after(position, file_size, seg.next_offset)
+                if self.config.flush_messages <= 1
+                else None
+            )
             if later is not None:
                 raise CorruptLogError(
                     f"damaged record batch followed by a valid batch at byte {later}; not truncating",
@@ -560,7 +584,10 @@ class PartitionLog:
     def _recover_segment(self, seg: LogSegment, report: LoadReport, durable: int | None = None) -> RecoveryResult:
         was_active = seg.active
         seg.activate()
-        result = seg.recover(durable_offset=self.recovery_point if durable is None else durable)
+        result = seg.recover(
+            durable_offset=self.recovery_point if durable is None else durable,
+            every_append_synced=self.config.flush_messages <= 1,
+        )
         report.recovered.append(seg.log_path)
         if result.truncated_bytes:
             report.truncations.append(result)
@@ -578,7 +605,7 @@ class PartitionLog:
         i = 0 if everything else max(0, bisect.bisect_right(self._bases, self.recovery_point) - 1)
         # Segments below the recovery point were fsynced; only a missing index needs a rebuild.
         for seg in segs[:i]:
-            if not os.path.exists(seg.index_path) or not os.path.exists(seg.timeindex_path):
+            if self._index_files_damaged(seg):
                 self._recover_segment(seg, report)
         for j in range(i, len(segs)):
             seg = segs[j]
@@ -588,9 +615,24 @@ class PartitionLog:
             # decide the same (a cut made first would hide the tear from it).
             was_active = seg.active
             seg.activate()
-            result = seg.recover(durable_offset=self.recovery_point if durable is None else durable, cut=False)
+            durable_here = self.recovery_point if durable is None else durable
+            if not last and durable_here >= 0:
+                # A segment with a successor was sealed, and a seal fsyncs before the next segment
+                # is created: all of it is durable, so damage in it is reported, never cut (only
+                # the explicit repair, durable -1, cuts it).
+                durable_here = max(durable_here, segs[j + 1].base_offset)
+            result = seg.recover(
+                durable_offset=durable_here,
+                cut=False,
+                every_append_synced=self.config.flush_messages <= 1,
+            )
             report.recovered.append(seg.log_path)
-            drop = not last and result.truncated_bytes > 0 and seg.next_offset < segs[j + 1].base_offset
+            follows = last or seg.next_offset == segs[j + 1].base_offset
+            if not follows and not result.truncated_bytes and durable_here >= 0:
+                # A whole segment that does not end where the next one starts: a segment file is
+                # missing, or a file named like a segment is not one. Never renumber offsets.
+                self._raise_hole(seg.next_offset, segs[j + 1])
+            drop = not follows and (result.truncated_bytes > 0 or durable_here < 0)
             if not last and not drop:
                 # Whole, or cut without losing an offset: the next segment follows this one.
                 seg.next_offset = segs[j + 1].base_offset
@@ -628,6 +670,36 @@ class PartitionLog:
         self.recovery_point = active.next_offset
         if self._on_checkpoint:
             self._on_checkpoint(self)
+
+    @staticmethod
+    def _index_files_damaged(seg: LogSegment) -> bool:
+        """Whether a segment's .index or .timeindex is missing or not a whole number of entries:
+        rebuilt from the .log by the opener (two stats per segment; what is inside is checked on
+        use, see LogSegment.indexes_consistent)."""
+        for path, entry in ((seg.index_path, OffsetIndex.entry_size), (seg.timeindex_path, TimeIndex.entry_size)):
+            try:
+                if os.stat(path).st_size % entry:
+                    return True
+            except FileNotFoundError:
+                return True
+        return False
+
+    def _raise_hole(self, end: int, nxt: LogSegment) -> None:
+        """CorruptLogError for segment ``nxt`` starting elsewhere than ``end``, where the log
+        before it ends."""
+        what = (
+            f"offsets {end}..{nxt.base_offset - 1} are missing"
+            if end < nxt.base_offset
+            else f"offsets {nxt.base_offset}..{end - 1} are in two segments"
+        )
+        raise CorruptLogError(
+            f"segment {os.path.basename(nxt.log_path)} starts at offset {nxt.base_offset} but the log before it "
+            f"ends at offset {end}: {what} (a segment file lost, or a file named like a segment that is not one)",
+            nxt.log_path,
+            0,
+            hint="Nothing was changed. Restore the missing segment from a copy, or move the stray file away; "
+            "'logstore recover --truncate-damaged' cuts the log at the hole instead (later segments are dropped).",
+        )
 
     def repair(self, truncate_damaged: bool = False) -> LoadReport:
         """The documented repairs, now: validate every batch of every segment, rebuild every
@@ -1156,16 +1228,26 @@ class PartitionLog:
         for seg in list(self._segments):
             if seg.size == 0 or self._largest_timestamp(seg) < timestamp:
                 continue
-            with seg._handle_lock:
-                _, start_off = seg.time_index.lookup(timestamp)
-            start_off = max(start_off, self.log_start_offset, seg.base_offset)
+            entry_ts, start_off = -1, seg.base_offset
+            if seg.time_index_trusted:
+                with seg._handle_lock:
+                    entry_ts, start_off = seg.time_index.lookup(timestamp)
+            floor = max(self.log_start_offset, seg.base_offset)
+            start_off = max(start_off, floor)
             found = seg.find_batch(start_off)
+            if start_off > floor and (found is None or found[1].max_timestamp != entry_ts):
+                # The entry does not name a batch with its timestamp: the index is advisory.
+                found = seg.find_batch(floor)
             if found is None:
                 continue
             position = found[0]
             while position < seg.size:
                 head = seg.pread(RECORD_BATCH_OVERHEAD, position)
                 h = read_header(head)
+                if h.batch_length < MIN_BATCH_LENGTH or position + h.size > seg.size:
+                    raise CorruptRecordError(
+                        f"batch length {h.batch_length} does not fit the segment", seg.log_path, position
+                    )
                 if h.max_timestamp >= timestamp:
                     data = seg.read(position, h.size)
                     cols = decode_batch(data, 0, header=h, path=seg.log_path, file_position=position)
@@ -1205,8 +1287,13 @@ class PartitionLog:
 
     def _largest_timestamp(self, seg: LogSegment) -> int:
         if seg.max_timestamp == -2:
+            # First use of a sealed segment's time index: trust it only when it is consistent
+            # (the index is advisory); else the largest timestamp comes from the batch headers
+            # and lookups in this segment ignore the index.
             with seg._handle_lock:
-                ts, off = seg.time_index.last_entry()
+                trusted = seg.indexes_consistent(sealed=True)
+                ts, off = seg.time_index.last_entry() if trusted else seg.scan_max_timestamp()
+            seg.time_index_trusted = trusted
             seg.max_timestamp, seg.offset_of_max_timestamp = ts, off
         return seg.max_timestamp
 
@@ -1314,13 +1401,24 @@ class PartitionLog:
         self.log_start_offset = max(self.log_start_offset, self._segments[0].base_offset)
         self._write_shared_start()
         self._bump_layout()
+        full_disk: StorageError | None = None
         if self._on_checkpoint:
-            self._on_checkpoint(self)  # the new log start offset is durable before the unlink
+            try:
+                self._on_checkpoint(self)  # the new log start offset is durable before the unlink
+            except StorageError as e:
+                if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    raise
+                # A full disk has no room for the checkpoint's temp file, and retention is what
+                # frees room: unlink first. Safe here: the kept segments start at the new log start
+                # offset, so an open after a crash derives the same start from the files.
+                full_disk = e
         crashpoint("retention.after_checkpoint")
         logs = [p for p in renamed if p.endswith(LOG_SUFFIX)]
         remove_quietly(p + DELETED_SUFFIX for p in logs)
         crashpoint("retention.between_unlinks")
         remove_quietly(p + DELETED_SUFFIX for p in renamed if not p.endswith(LOG_SUFFIX))
+        if full_disk is not None and self._on_checkpoint:
+            self._on_checkpoint(self)
         return freed, [p for p in renamed if p.endswith(LOG_SUFFIX)]
 
     def delete_records(self, before_offset: int) -> int:
@@ -1417,6 +1515,15 @@ class PartitionLog:
                         f"segment base offset {seg.base_offset} overlaps the previous segment (ends at {expected})",
                     )
                 )
+            elif expected is not None and seg.base_offset > expected:
+                problems.append(
+                    Problem(
+                        seg.log_path,
+                        None,
+                        f"offsets {expected}..{seg.base_offset - 1} are missing: the log before this segment ends at "
+                        f"{expected} (a segment file lost?)",
+                    )
+                )
             batch_positions: dict[int, int] = {}
             position = 0
             while position < size:
@@ -1451,6 +1558,13 @@ class PartitionLog:
                             f"batch base offset {h.base_offset} is below the previous batch's end {expected}",
                         )
                     )
+                elif h.base_offset != (seg.base_offset if position == 0 else expected):
+                    # Offsets are dense: a segment's first batch starts at its base offset, each next
+                    # one where the previous ended (the CRC does not cover the base offset).
+                    follows = seg.base_offset if position == 0 else expected
+                    hole = f": offsets {follows}..{h.base_offset - 1} are missing" if h.base_offset > follows else ""
+                    what = f"batch base offset {h.base_offset} does not follow {follows}{hole}"
+                    problems.append(Problem(seg.log_path, position, what))
                 batch_positions[position] = h.last_offset
                 expected = h.next_offset
                 position += h.size
@@ -1511,7 +1625,12 @@ class PartitionLog:
                             self.recovery_point = seg.next_offset
                             if self._on_checkpoint:
                                 self._on_checkpoint(self)
-                            self._write_clean_marker(seg)
+                            # A marker that still matches the files was written by the last clean
+                            # close, and nothing changed since (an append removes it first): keep
+                            # it. Rewriting it cost four fsyncs per partition, so closing thousands
+                            # of partitions that were only read took minutes.
+                            if not self._clean_marker_matches():
+                                self._write_clean_marker(seg)
             finally:
                 self._closed = True
                 for seg in self._segments:

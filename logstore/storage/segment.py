@@ -22,10 +22,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import CorruptLogError, CorruptRecordError, StorageError
+import numpy as np
+
+from ..errors import CorruptIndexError, CorruptLogError, CorruptRecordError, StorageError, UnsupportedFormatError
 from ..faults import crashpoint, ops
 from ..records.batch import (
-    HEADER,
     LOG_OVERHEAD,
     MAGIC,
     MAGIC_OFFSET,
@@ -69,18 +70,45 @@ class _BadHeader(Exception):
 
 def _check_header(h: BatchHeader, position: int, limit: int, floor: int, upper: int) -> int:
     """Raise _BadHeader unless ``h`` (at ``position``) is a sane magic-2 header of a batch ending by
-    ``limit`` whose offsets lie in ``[floor, upper)``; return the floor for the next batch."""
+    ``limit`` whose offsets lie in ``[floor, upper)``; return the floor for the next batch.
+
+    A known ``floor`` (>= 0: the previous batch's end, or the segment's base offset for its first
+    batch) must be the batch's base offset exactly: offsets are dense (no compaction), and the CRC
+    does not cover the base offset, so this is what catches a damaged one."""
     if h.magic != MAGIC:
         raise _BadHeader(position, f"batch header with magic {h.magic} (only magic 2 is supported)")
     if h.batch_length < MIN_BATCH_LENGTH or position + h.batch_length + LOG_OVERHEAD > limit:
         raise _BadHeader(
             position, f"batch length {h.batch_length} does not fit the segment (valid bytes end at {limit})"
         )
-    if h.base_offset < floor or h.last_offset_delta < 0:
+    if h.base_offset < floor or h.base_offset < 0 or h.last_offset_delta < 0:
         raise _BadHeader(position, f"batch base offset {h.base_offset} goes back below {floor}")
+    if 0 <= floor < h.base_offset:
+        raise _BadHeader(
+            position, f"batch base offset {h.base_offset} does not follow the previous batch's end {floor}"
+        )
     if h.base_offset + h.last_offset_delta >= upper:
         raise _BadHeader(position, f"batch offsets {h.base_offset}.. reach past the segment's end offset {upper}")
     return h.base_offset + h.last_offset_delta + 1
+
+
+def _past_named(h: BatchHeader, position: int, named: int | None) -> int | None:
+    """For a scan from an index entry naming offset ``named``: None once a batch ended exactly
+    there (the entry is right), ``named`` while batches end before it; _BadHeader for a batch
+    that goes past it without one ending there."""
+    if named is None or h.last_offset == named:
+        return None
+    if h.last_offset > named:
+        raise _BadHeader(position, f"the offset index names offset {named}, which no batch from there ends at")
+    return named
+
+
+def is_newer_format(h: BatchHeader, expected_offset: int, room: int) -> bool:
+    """Whether ``h`` is a whole batch of a newer format where the log's next batch belongs: magic
+    above 2, the expected base offset, and a length that fits the ``room`` left in the file.
+    Garbage (zeros, a torn write) does not pass all three; such a batch is refused, not cut."""
+    fits = MIN_BATCH_LENGTH <= h.batch_length <= room - LOG_OVERHEAD
+    return h.magic > MAGIC and h.base_offset == expected_offset and fits
 
 
 class LogSegment:
@@ -117,6 +145,7 @@ class LogSegment:
         self.first_batch_timestamp: int | None = None  # max timestamp of the first batch (segment.ms)
         self.created_ms = 0
         self.bytes_since_last_index_entry = 0
+        self.time_index_trusted = True  # False: lookups ignore the time index (see indexes_consistent)
 
     # --- handles ----------------------------------------------------------------------------------
 
@@ -141,6 +170,8 @@ class LogSegment:
             return cls(path, self.base_offset, self.max_index_size, active=self.active, create=create)
         except FileNotFoundError:
             raise StaleSegmentError(path) from None
+        except OSError as e:  # out of descriptors, say
+            raise StorageError("open", path, e) from e
 
     @property
     def index(self) -> OffsetIndex:
@@ -279,11 +310,90 @@ class LogSegment:
 
     def _index_position(self, offset: int, limit: int) -> int:
         """Byte position the offset index gives for ``offset`` (0 when none, or past ``limit``)."""
+        return self._index_entry(offset, limit)[1]
+
+    def _index_entry(self, offset: int, limit: int) -> tuple[int | None, int]:
+        """The offset index's entry for ``offset``: (the last offset of the batch it names, its
+        position), or (None, 0) when there is none, it points past ``limit``, or the index file
+        is not a whole number of entries (the index is advisory: the scan starts at byte 0)."""
         if offset <= self.base_offset:
-            return 0
+            return None, 0
         with self._handle_lock:
-            _, start = self.index.lookup(offset)
-        return start if start < limit else 0
+            try:
+                named, start = self.index.lookup(offset)
+            except CorruptIndexError:
+                return None, 0
+        return (named, start) if 0 < start < limit else (None, 0)
+
+    def indexes_consistent(self, sealed: bool) -> bool:
+        """Whether both indexes can be trusted as they are: offsets (and positions, timestamps)
+        rising, inside the segment's valid bytes and offsets, and each index's last entry naming
+        a batch that is there as it says. A sealed non-empty segment must have its final time
+        entry. Reads the entries with one pread each (numpy), and one batch header per index."""
+        try:
+            idx, tidx = self.index, self.time_index
+        except (CorruptIndexError, StaleSegmentError):  # not whole entries, or missing
+            return False
+        span = self.next_offset - self.base_offset
+        n = idx.entries
+        if n:
+            raw = os.pread(idx._fd, n * idx.entry_size, 0)
+            if len(raw) < n * idx.entry_size:
+                return False
+            e = np.frombuffer(raw, dtype=[("off", ">u4"), ("pos", ">u4")])
+            off, pos = e["off"].astype(np.int64), e["pos"].astype(np.int64)
+            if (np.diff(off) <= 0).any() or (np.diff(pos) <= 0).any() or off[-1] >= span or pos[-1] >= self.size:
+                return False
+        n = tidx.entries
+        if n:
+            raw = os.pread(tidx._fd, n * tidx.entry_size, 0)
+            if len(raw) < n * tidx.entry_size:
+                return False
+            t = np.frombuffer(raw, dtype=[("ts", ">i8"), ("off", ">u4")])
+            ts, toff = t["ts"], t["off"].astype(np.int64)
+            if (np.diff(ts) <= 0).any() or (np.diff(toff) < 0).any() or ts[0] < 0 or toff[-1] >= span:
+                return False
+        elif sealed and self.size:
+            return False  # a sealed segment gets a final time entry (unless no record has a timestamp)
+        try:
+            if idx.entries:
+                # The last entry (all are below the end, checked above), read without mapping the
+                # index: opening thousands of partitions must map none (vm.max_map_count).
+                named, position = idx.last_entry()
+                found = self._scan_for(named, position, self.size, self.next_offset, named)
+                if found is None or found[1].last_offset != named:
+                    return False
+            if n:
+                last_ts, last_off = tidx.last_entry()
+                found = self.find_batch(last_off)
+                if found is None or found[1].max_timestamp != last_ts:
+                    return False
+        except (_BadHeader, CorruptRecordError):
+            return False
+        return True
+
+    def scan_max_timestamp(self) -> tuple[int, int]:
+        """(largest timestamp, last offset of the first batch holding it) from the batch headers
+        of the valid bytes: what the time index's last entry says when it can be trusted."""
+        best, at = -1, self.base_offset
+        position, floor, limit, upper = 0, self.base_offset, self.size, self.next_offset
+        try:
+            while position + RECORD_BATCH_OVERHEAD <= limit:
+                buf = b""
+                buf = self.pread(min(SCAN_CHUNK, limit - position), position)
+                pos = 0
+                while pos + RECORD_BATCH_OVERHEAD <= len(buf):
+                    h = read_header(buf, pos)
+                    floor = _check_header(h, position + pos, limit, floor, upper)
+                    if h.max_timestamp > best:
+                        best, at = h.max_timestamp, h.last_offset
+                    pos += h.size
+                if pos == 0:
+                    break
+                position += pos
+        except _BadHeader as bad:
+            raise CorruptRecordError(bad.what, self.log_path, bad.position) from None
+        return best, at
 
     def find_batch(self, offset: int, limit: int | None = None) -> tuple[int, BatchHeader] | None:
         """Position and header of the first batch whose last offset >= ``offset``, scanning from the
@@ -296,16 +406,32 @@ class LogSegment:
         """
         limit = self.size if limit is None else limit
         upper = self.next_offset  # read after size (see after_append)
-        start = self._index_position(offset, limit)
+        named, start = self._index_entry(offset, limit)
+        if start:
+            try:
+                found = self._scan_for(offset, start, limit, upper, named)
+                if found is None or found[1].base_offset <= offset:
+                    return found
+            except _BadHeader:
+                pass  # a stale or damaged index entry: look again from the segment's start
         try:
-            return self._scan_for(offset, start, limit, upper)
-        except _BadHeader as bad:
-            if not start:
-                raise CorruptRecordError(bad.what, self.log_path, bad.position) from None
-        try:
-            return self._scan_for(offset, 0, limit, upper)
+            return self._missing_before(offset, self._scan_for(offset, 0, limit, upper))
         except _BadHeader as bad:
             raise CorruptRecordError(bad.what, self.log_path, bad.position) from None
+
+    def _missing_before(self, offset: int, found: tuple[int, BatchHeader] | None) -> tuple[int, BatchHeader] | None:
+        """``found`` (the first batch reaching ``offset``) unless it starts after ``offset``: offsets
+        are dense, so the ones in between are missing (a lost segment file, a damaged base
+        offset). That raises CorruptRecordError naming the range, never a silent skip."""
+        if found is not None and found[1].base_offset > offset:
+            position, h = found
+            raise CorruptRecordError(
+                f"offsets {offset}..{h.base_offset - 1} are missing: the batch read for offset {offset} starts "
+                f"at offset {h.base_offset} (a segment file lost, or a damaged batch before it)",
+                self.log_path,
+                position,
+            )
+        return found
 
     def locate(self, offset: int, limit: int | None = None) -> tuple[int, BatchHeader, bytes, int] | None:
         """The batch holding ``offset`` with its bytes, in one read where possible (for lookups).
@@ -315,29 +441,45 @@ class LogSegment:
         ``limit`` reaches ``offset``.
         """
         limit = self.size if limit is None else limit
-        start = self._index_position(offset, limit)
+        upper = self.next_offset  # read after size (see after_append)
+        named, start = self._index_entry(offset, limit)
         if start < limit:
             buf = self.pread(min(limit - start, 2 * self.index_interval_bytes + 8192), start)
             pos = 0
-            while pos + RECORD_BATCH_OVERHEAD <= len(buf):
-                h = read_header(buf, pos)
-                if h.magic != MAGIC or h.batch_length < MIN_BATCH_LENGTH:
-                    break  # a stale index entry: fall back to a scan from the start below
-                if h.base_offset + h.last_offset_delta >= offset:
-                    if pos + h.size <= len(buf):
-                        return start + pos, h, buf, pos
-                    return start + pos, h, self.pread(h.size, start + pos), 0
-                pos += h.batch_length + LOG_OVERHEAD
+            floor = self.base_offset if start == 0 else -1
+            try:
+                # The same checks as find_batch's (header, dense offsets, the entry naming the
+                # batch): anything odd falls back to find_batch below, which looks again and
+                # reports damage.
+                while pos + RECORD_BATCH_OVERHEAD <= len(buf):
+                    h = read_header(buf, pos)
+                    floor = _check_header(h, start + pos, limit, floor, upper)
+                    named = _past_named(h, start + pos, named)
+                    if h.base_offset > offset:
+                        break
+                    if h.base_offset + h.last_offset_delta >= offset:
+                        if pos + h.size <= len(buf):
+                            return start + pos, h, buf, pos
+                        return start + pos, h, self.pread(h.size, start + pos), 0
+                    pos += h.batch_length + LOG_OVERHEAD
+            except _BadHeader:
+                pass
         found = self.find_batch(offset, limit)
         if found is None:
             return None
         position, h = found
         return position, h, self.pread(h.size, position), 0
 
-    def _scan_for(self, offset: int, position: int, limit: int, upper: int) -> tuple[int, BatchHeader] | None:
+    def _scan_for(
+        self, offset: int, position: int, limit: int, upper: int, named: int | None = None
+    ) -> tuple[int, BatchHeader] | None:
         # The index maps a batch's *last* offset to its start, so the wanted batch is usually one
         # or two past the indexed one: hop a few headers with small reads before reading chunks.
-        floor = -1  # batches must not go back in offsets
+        # Offsets are dense: from byte 0 the first batch starts at the base offset; from an index
+        # entry a batch must end at the offset the entry names (``named``) before any goes past it
+        # (the batch at the entry's position, or, as Kafka up to 3.6 indexes per append, a later
+        # batch of the same append): else the entry is stale, or a base offset is damaged.
+        floor = self.base_offset if position == 0 else -1
         for _ in range(4):
             if position + RECORD_BATCH_OVERHEAD > limit:
                 if position < limit:
@@ -348,6 +490,7 @@ class LogSegment:
                 return None
             h = read_header(head)
             floor = _check_header(h, position, limit, floor, upper)
+            named = _past_named(h, position, named)
             if h.base_offset + h.last_offset_delta >= offset:
                 return position, h
             position += h.batch_length + LOG_OVERHEAD
@@ -358,6 +501,7 @@ class LogSegment:
             while pos + RECORD_BATCH_OVERHEAD <= len(buf):
                 h = read_header(buf, pos)
                 floor = _check_header(h, position + pos, limit, floor, upper)
+                named = _past_named(h, position + pos, named)
                 if h.base_offset + h.last_offset_delta >= offset:
                     return position + pos, h
                 pos += h.batch_length + LOG_OVERHEAD
@@ -371,34 +515,36 @@ class LogSegment:
     def read(self, position: int, max_bytes: int, limit: int | None = None) -> bytes:
         """Whole batches from ``position`` on, at most ``max_bytes`` but always at least the first
         batch (as Kafka's minOneMessage), never past ``limit`` (default: the valid size)."""
+        given = limit is not None
         limit = self.size if limit is None else limit
+        upper = 1 << 63 if given else self.next_offset  # read after size (see after_append)
         if position >= limit:
             return b""
         buf = self.pread(min(max_bytes, limit - position), position)
         end = 0
-        while end + RECORD_BATCH_OVERHEAD <= len(buf):
-            (length,) = HEADER.unpack_from(buf, end)[1:2]
-            if length < MIN_BATCH_LENGTH or position + end + length + LOG_OVERHEAD > limit:
-                raise CorruptRecordError(
-                    f"batch length {length} does not fit the segment (valid bytes end at {limit})",
-                    self.log_path,
-                    position + end,
-                )
-            if end + length + LOG_OVERHEAD > len(buf):
-                break
-            end += length + LOG_OVERHEAD
-        if end == 0:
-            # The first batch alone is larger than max_bytes: return it whole.
-            head = self.pread(RECORD_BATCH_OVERHEAD, position) if len(buf) < RECORD_BATCH_OVERHEAD else buf
-            if len(head) < RECORD_BATCH_OVERHEAD:
-                raise CorruptRecordError("batch header cut off at the segment's end", self.log_path, position)
-            size = read_header(head).size
-            return self.pread(size, position)
+        floor = -1  # the first batch is the one find_batch checked; each next one must follow it
+        try:
+            while end + RECORD_BATCH_OVERHEAD <= len(buf):
+                h = read_header(buf, end)
+                floor = _check_header(h, position + end, limit, floor, upper)
+                if end + h.size > len(buf):
+                    break
+                end += h.size
+            if end == 0:
+                # The first batch alone is larger than max_bytes: return it whole.
+                head = self.pread(RECORD_BATCH_OVERHEAD, position) if len(buf) < RECORD_BATCH_OVERHEAD else buf
+                if len(head) < RECORD_BATCH_OVERHEAD:
+                    raise _BadHeader(position, "batch header cut off at the segment's end")
+                h = read_header(head)
+                _check_header(h, position, limit, -1, upper)
+                return self.pread(h.size, position)
+        except _BadHeader as bad:
+            raise CorruptRecordError(bad.what, self.log_path, bad.position) from None
         return buf if end == len(buf) else buf[:end]
 
     # --- loading and recovery ---------------------------------------------------------------------
 
-    def recover(self, durable_offset: int = 0, *, cut: bool = True) -> RecoveryResult:
+    def recover(self, durable_offset: int = 0, *, cut: bool = True, every_append_synced: bool = True) -> RecoveryResult:
         """Validate every batch, rebuild both indexes, and cut a torn tail.
 
         A tail is torn when nothing valid follows the first bad batch: the bytes are cut and the
@@ -408,11 +554,16 @@ class LogSegment:
         explicit repair (``logstore recover --truncate-damaged``): cut at the first bad batch
         whatever follows it. ``cut=False`` finds the valid end (``valid_size``, and the state of
         the segment up to it) without cutting: the caller decides what goes first.
+
+        ``every_append_synced`` (the topic fsyncs every append): a torn write can only be the last
+        one, so damage followed by a valid batch is not a crash's doing and raises. Without it,
+        writes after the recovery point were never fsynced and a power cut may have kept a later
+        one and lost an earlier one: such a hole is cut like a torn tail (Kafka's rule).
         """
         with self._handle_lock:
-            return self._recover(durable_offset, cut)
+            return self._recover(durable_offset, cut, every_append_synced)
 
-    def _recover(self, durable_offset: int, cut: bool = True) -> RecoveryResult:
+    def _recover(self, durable_offset: int, cut: bool = True, every_append_synced: bool = True) -> RecoveryResult:
         fd = self.fd()
         file_size = self.file_size()
         self.index.truncate_entries(0)
@@ -428,6 +579,7 @@ class LogSegment:
         bad_at: int | None = None
         reason = ""
         while position < file_size:
+            buf = b""  # the previous chunk goes before the next is read: one chunk in memory at a time
             buf = self.pread(min(SCAN_CHUNK, file_size - position), position)
             pos = 0
             stop = False
@@ -435,6 +587,9 @@ class LogSegment:
                 if pos + RECORD_BATCH_OVERHEAD > len(buf):
                     break
                 h = read_header(buf, pos)
+                follows = self.base_offset if expected_offset is None else expected_offset
+                if is_newer_format(h, follows, file_size - position - pos):
+                    raise UnsupportedFormatError(self.log_path, position + pos, h.magic, MAGIC)
                 if h.batch_length < MIN_BATCH_LENGTH or h.magic != MAGIC:
                     bad_at, reason, stop = position + pos, "not a magic-2 batch header", True
                     break
@@ -444,6 +599,7 @@ class LogSegment:
                         if position + h.size > file_size:
                             bad_at, reason, stop = position, "batch cut off by the end of the file", True
                             break
+                        buf = b""
                         buf = self.pread(h.size, position)
                         continue
                     break
@@ -452,12 +608,11 @@ class LogSegment:
                 except CorruptRecordError as e:
                     bad_at, reason, stop = position + pos, e.detail, True
                     break
-                if h.base_offset < self.base_offset or (
-                    expected_offset is not None and h.base_offset < expected_offset
-                ):
+                if h.base_offset != follows:
+                    # Offsets are dense (no compaction) and the CRC does not cover the base offset.
                     bad_at, reason, stop = (
                         position + pos,
-                        f"batch offset {h.base_offset} goes backwards",
+                        f"batch offset {h.base_offset} does not follow the previous batch's end {follows}",
                         True,
                     )
                     break
@@ -491,7 +646,11 @@ class LogSegment:
                     valid,
                     hint="Restore the file from a copy; the data before this position is intact.",
                 )
-            later = None if durable_offset < 0 else self._find_valid_batch_after(valid, file_size, expected_offset)
+            later = (
+                self._find_valid_batch_after(valid, file_size, expected_offset)
+                if durable_offset >= 0 and every_append_synced
+                else None
+            )
             if later is not None:
                 raise CorruptLogError(
                     f"damaged record batch ({reason}) followed by a valid batch at byte {later}: this is not a "
@@ -522,25 +681,43 @@ class LogSegment:
         crashpoint("recovery.after_truncate")
 
     def _find_valid_batch_after(self, start: int, end: int, expected_offset: int | None) -> int | None:
-        """Position of a CRC-valid batch in ``(start, end)``, or None (the tail is garbage)."""
-        data = self.pread(end - start, start)
+        """Position of a CRC-valid batch in ``(start, end)``, or None (the tail is garbage). Reads
+        a chunk at a time, and CRCs a candidate piece by piece: however long the tail, and whatever
+        length a garbage header claims, memory stays bounded."""
+        chunk = 1 << 16
         magic = bytes([MAGIC])
-        i = data.find(magic, MAGIC_OFFSET + 1)
-        while i != -1:
-            pos = i - MAGIC_OFFSET
-            if pos + RECORD_BATCH_OVERHEAD <= len(data):
-                h = read_header(data, pos)
-                plausible = (
-                    h.batch_length >= MIN_BATCH_LENGTH
-                    and pos + h.size <= len(data)
-                    and h.base_offset >= self.base_offset
-                    and (expected_offset is None or h.base_offset >= expected_offset)
-                    and h.records_count >= 0
-                )
-                if plausible and crc32c(memoryview(data)[pos + 21 : pos + h.size]) == h.crc:
-                    return start + pos
-            i = data.find(magic, i + 1)
+        base = start
+        while base < end:
+            # Each chunk carries the next header's bytes too, so a header across the boundary is whole.
+            data = self.pread(min(chunk + RECORD_BATCH_OVERHEAD, end - base), base)
+            i = data.find(magic, MAGIC_OFFSET + (1 if base == start else 0))
+            while i != -1 and i - MAGIC_OFFSET < chunk:
+                pos = i - MAGIC_OFFSET
+                if pos + RECORD_BATCH_OVERHEAD <= len(data):
+                    h = read_header(data, pos)
+                    plausible = (
+                        h.batch_length >= MIN_BATCH_LENGTH
+                        and base + pos + h.size <= end
+                        and h.base_offset >= self.base_offset
+                        and (expected_offset is None or h.base_offset >= expected_offset)
+                        and h.records_count >= 0
+                    )
+                    if plausible and self._crc_matches(base + pos, h):
+                        return base + pos
+                i = data.find(magic, i + 1)
+            base += chunk
         return None
+
+    def _crc_matches(self, position: int, h: BatchHeader) -> bool:
+        """Whether the bytes of the batch at ``position`` match its header's CRC-32C."""
+        crc, at, stop = 0, position + 21, position + h.size
+        while at < stop:
+            piece = self.pread(min(1 << 16, stop - at), at)
+            if not piece:
+                return False
+            crc = crc32c(piece, crc)
+            at += len(piece)
+        return crc == h.crc
 
     # --- roll, truncate, flush --------------------------------------------------------------------
 
@@ -552,9 +729,7 @@ class LogSegment:
             try:
                 if self.max_timestamp >= 0:
                     self.time_index.reserve(1)
-                    self.time_index.maybe_append(
-                        self.max_timestamp, self.offset_of_max_timestamp, skip_full_check=True
-                    )
+                    self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp, skip_full_check=True)
                 self.index.seal()
                 self.time_index.seal()
             except OSError as e:

@@ -117,6 +117,28 @@ def read_log(store: LogStore) -> dict[Key, tuple[int, list[tuple[int, str]]]]:
     return out
 
 
+def values_of(log: object) -> list[bytes]:
+    """Every value of a partition log from its log start offset, in offset order."""
+    out: list[bytes] = []
+    o = log.log_start_offset
+    while o < log.next_offset:
+        cols = log.read_records(o)
+        if not len(cols):
+            break
+        out += cols.values
+        o = cols.offsets[-1] + 1
+    return out
+
+
+def stored_values(path: str, topic: str = "t", partition: int = 0) -> list[bytes]:
+    """Reopen the store at ``path`` and return :func:`values_of` one partition, after asserting
+    that ``verify()`` finds nothing wrong with it."""
+    with LogStore(path, create=False) as s:
+        log = s.partition(topic, partition)
+        assert log.verify() == []
+        return values_of(log)
+
+
 def check(history: History, store_path: str, *, verify: bool = True, **open_kwargs: object) -> Report:
     """Reopen the store at ``store_path`` (running its recovery) and check it against ``history``."""
     report = Report(acked=len(history.acked))

@@ -296,7 +296,7 @@ class PowerLossRecorder:
         uid = self.fd_uid.get(fd)
         if uid is not None:
             f = self.files[uid]
-            f.durable = os.pread(fd, os.fstat(fd).st_size, 0)
+            f.durable = _read(f"/proc/self/fd/{fd}")  # (fd may be write-only)
             f.pending = []
 
     def fsync(self, fd: int) -> None:
@@ -367,7 +367,6 @@ class PowerLossRecorder:
             if op[0] == "truncate":
                 if fate < 0.5:
                     del data[op[1] :]
-                    data.extend(b"")
                     if len(data) < op[1]:
                         data.extend(bytes(op[1] - len(data)))
                 continue
@@ -399,6 +398,9 @@ class PowerLossRecorder:
             for name, uid in self.durable_dirs.get(d, {}).items():
                 f = self.files[uid]
                 current = paths_now.get(uid, os.path.join(d, name))
+                content = self._content(f, current, rnd)
                 with open(os.path.join(out, name), "wb") as fh:
-                    fh.write(self._content(f, current, rnd))
+                    body = content.rstrip(b"\0")  # a preallocated index: keep it sparse
+                    fh.write(body)
+                    fh.truncate(len(content))
             dirnames.sort()

@@ -144,6 +144,4 @@ def tree_hashes(root: str) -> dict[str, str]:
 
 def leftovers(root: str) -> list[str]:
     """Temporary or half-deleted files under ``root`` (none may survive a reopen)."""
-    return [
-        os.path.join(d, n) for d, _, names in os.walk(root) for n in names if n.endswith((".tmp", ".deleted"))
-    ]
+    return [os.path.join(d, n) for d, _, names in os.walk(root) for n in names if n.endswith((".tmp", ".deleted"))]

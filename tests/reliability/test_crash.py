@@ -15,7 +15,7 @@ import pytest
 
 from logstore import LogStore, faults
 
-from .checker import History, check
+from .checker import History, check, stored_values
 from .conftest import SOAK, iterations
 from .runner import fork_writer, kill_after, leftovers, spawn_writer, tree_hashes
 
@@ -86,7 +86,8 @@ WORKLOAD_POINTS = [p for p in faults.CRASH_POINTS if not p.startswith("recovery.
 def full_workload_args(store: str, seed: int) -> list[str]:
     """Appends with rolls (small segments), a retention pass every 3 batches (retention.bytes set)
     and an offset commit every 2: every crash point outside recovery is reached many times."""
-    return [store, str(seed), "--max-records", "20", "--batches", "400"] + ["--retention-every", "3", "--commit-every", "2"]
+    args = ["--max-records", "20", "--batches", "400", "--retention-every", "3", "--commit-every", "2"]
+    return [store, str(seed), *args]
 
 
 @pytest.mark.parametrize("point", WORKLOAD_POINTS)
@@ -159,9 +160,9 @@ def test_s02_an_unknown_crash_point_name_is_refused():
 
 def torn_store(path: str, *, torn_sealed: bool) -> list[bytes]:
     """A partition with 4 segments, its active tail torn (half a batch appended), or, with
-    ``torn_sealed``, the oldest segment's last batch torn and no recovery checkpoint (so recovery
-    must cut it and, the batch's offsets being lost, drop the later segments). Returns the records
-    a completed recovery keeps."""
+    ``torn_sealed``, the oldest segment's last batch torn (damage: a sealed segment was fsynced, so
+    only the explicit repair cuts it and, the batch's offsets being lost, drops the later
+    segments). Returns the records a completed recovery (or repair) keeps."""
     from logstore.records import build_batch
 
     with LogStore(path) as s:
@@ -183,7 +184,9 @@ def torn_store(path: str, *, torn_sealed: bool) -> list[bytes]:
     return [b"r%03d-" % i + b"x" * 60 for i in range(40)]
 
 
-def recover_in_child(path: str, arm: str) -> int:
+def recover_in_child(path: str, arm: str, repair: bool) -> int:
+    """Open the store in a forked child with ``arm`` armed (``repair``: and run the explicit repair
+    ``recover(truncate_damaged=True)``); the child's exit status (-9 when the point was hit)."""
     pid = os.fork()
     if pid == 0:
         code = 70
@@ -191,7 +194,10 @@ def recover_in_child(path: str, arm: str) -> int:
             os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
             faults.arm(*arm.split(":")[:1], int(arm.split(":")[1]))
             with LogStore(path, create=False) as s:
-                s.partition("t", 0)
+                if repair:
+                    s.recover(truncate_damaged=True)
+                else:
+                    s.partition("t", 0)
             code = 0
         finally:
             os._exit(code)
@@ -199,34 +205,22 @@ def recover_in_child(path: str, arm: str) -> int:
     return os.waitstatus_to_exitcode(st)
 
 
-def values(path: str) -> list[bytes]:
-    with LogStore(path, create=False) as s:
-        log = s.partition("t", 0)
-        assert log.verify() == []
-        out: list[bytes] = []
-        o = log.log_start_offset
-        while o < log.next_offset:
-            cols = log.read_records(o)
-            out += cols.values
-            o = cols.offsets[-1] + 1
-        return out
-
-
-@pytest.mark.parametrize(
-    "point,torn_sealed", [("recovery.after_truncate", False), ("recovery.before_drop", True)]
-)
+@pytest.mark.parametrize("point,torn_sealed", [("recovery.after_truncate", False), ("recovery.before_drop", True)])
 def test_s14_a_crash_during_recovery_then_recovery_again_ends_in_the_same_state(tmp_path, campaign, point, torn_sealed):
-    """S14: recovery itself is killed at its crash points (once, then again on the second try);
-    the third recovery ends exactly where an uninterrupted one does."""
+    """S14: recovery (or the explicit repair) is killed at its crash points, once, then again on
+    the second try; the next one ends exactly where an uninterrupted one does."""
     clean = str(tmp_path / "clean")
     expected = torn_store(clean, torn_sealed=torn_sealed)
-    assert values(clean) == expected
+    assert recover_in_child(clean, "append.after_write:1", torn_sealed) == 0  # never hit: no crash
+    assert stored_values(clean) == expected
     path = str(tmp_path / "crashed")
     torn_store(path, torn_sealed=torn_sealed)
-    assert recover_in_child(path, f"{point}:1") == -9
-    status = recover_in_child(path, f"{point}:1")  # the cut is done: the point may not be reached again
+    assert recover_in_child(path, f"{point}:1", torn_sealed) == -9
+    status = recover_in_child(path, f"{point}:1", torn_sealed)  # the point may not be reached again
+    if torn_sealed:
+        assert recover_in_child(path, "append.after_write:1", True) == 0
     assert status in (0, -9)
-    got = values(path)
+    got = stored_values(path)
     campaign("S14").add(iterations=1, faults=2 if status == -9 else 1, anomalies=int(got != expected))
     assert got == expected
     assert leftovers(path) == []
