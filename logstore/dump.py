@@ -108,6 +108,8 @@ def _batches(fd: int) -> Iterator[tuple[int, BatchHeader, memoryview]]:
         if h.batch_length < MIN_BATCH_LENGTH:
             return
         if off + h.size > len(buf):
+            if pos + h.size > os.fstat(fd).st_size:
+                return  # a length running past the file (damage, or a batch being written): never allocate it
             buf, at, off = memoryview(os.pread(fd, max(_CHUNK, h.size), pos)), pos, 0
             if h.size > len(buf):
                 return

@@ -828,6 +828,15 @@ class LogStore:
             if sys.getrefcount(log) > 2 or log._failed is not None:
                 self._logs[tp] = log
                 continue
+            if log._unflushed:
+                # Records acknowledged but not yet fsynced (flush.messages > 1): fsync them here,
+                # where a failure fences the log, which then stays open so that the next append
+                # learns of it (a failure swallowed by close() would be lost with the log).
+                try:
+                    log.flush()
+                except LogStoreError:
+                    self._logs[tp] = log
+                    continue
             try:
                 log.close()
             except (LogStoreError, OSError):

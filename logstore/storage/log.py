@@ -293,6 +293,28 @@ class PartitionLog:
     def _write_shared_start(self) -> None:
         os.pwrite(self._flock.fd, self.log_start_offset.to_bytes(8, "big"), 8)
 
+    def _read_synced(self) -> tuple[int, int]:
+        """(segment base offset, position) below which the active segment is known to be fsynced
+        (bytes 16-36 of the lock file, with a CRC so that a torn read is no answer), or (-1, 0).
+
+        With every append fsynced (``flush.messages=1``) the fsync runs after the locks are
+        released, so another writer may append after a batch whose fsync has not yet run. If the
+        power then failed, the disk could keep the later batch and lose the earlier one: a hole
+        recovery must treat as damage under this policy. So a writer that finds the bytes before
+        its position not yet fsynced fsyncs them first, under the lock: each append is then
+        durable before the next one is written, across processes too."""
+        raw = os.pread(self._flock.fd, 20, 16)
+        if len(raw) == 20 and crc32c(raw[:16]) == int.from_bytes(raw[16:], "big"):
+            return int.from_bytes(raw[:8], "big", signed=True), int.from_bytes(raw[8:16], "big")
+        return -1, 0
+
+    def _write_synced(self, base_offset: int, position: int) -> None:
+        """Record that ``base_offset``'s segment is fsynced below ``position`` (see _read_synced).
+        Called after an fsync returned, possibly without the lock: a racing writer may overwrite a
+        higher value with a lower one, which only costs the next writer an fsync."""
+        body = base_offset.to_bytes(8, "big", signed=True) + position.to_bytes(8, "big")
+        os.pwrite(self._flock.fd, body + crc32c(body).to_bytes(4, "big"), 16)
+
     def _bump_layout(self) -> None:
         """Advance the layout generation (flock held). Readers compare it with the value they read
         *before* listing the directory, so a change is bumped both before and after it: a reader
@@ -561,6 +583,7 @@ class PartitionLog:
                 except OSError as e:
                     raise StorageError("cut the torn tail of", seg.log_path, e) from e
                 crashpoint("recovery.after_truncate")
+                self._write_synced(seg.base_offset, position)
                 seg.index.truncate_position(position)
                 seg.time_index.truncate_to(seg.next_offset)
             self._bump_layout()
@@ -582,6 +605,11 @@ class PartitionLog:
             return 0
 
     def _recover_segment(self, seg: LogSegment, report: LoadReport, durable: int | None = None) -> RecoveryResult:
+        if durable is None:
+            durable = self.recovery_point
+            after = bisect.bisect_right(self._bases, seg.base_offset)
+            if after < len(self._bases):
+                durable = max(durable, self._bases[after])  # a sealed segment: all of it is durable
         was_active = seg.active
         seg.activate()
         result = seg.recover(
@@ -628,9 +656,10 @@ class PartitionLog:
             )
             report.recovered.append(seg.log_path)
             follows = last or seg.next_offset == segs[j + 1].base_offset
-            if not follows and not result.truncated_bytes and durable_here >= 0:
-                # A whole segment that does not end where the next one starts: a segment file is
-                # missing, or a file named like a segment is not one. Never renumber offsets.
+            if not follows and durable_here >= 0:
+                # A sealed segment that does not end where the next one starts (with or without a
+                # bad tail): a segment file is missing, or a file named like a segment is not one.
+                # Never renumber offsets, never drop the later segments: only the repair may.
                 self._raise_hole(seg.next_offset, segs[j + 1])
             drop = not follows and (result.truncated_bytes > 0 or durable_here < 0)
             if not last and not drop:
@@ -666,6 +695,7 @@ class PartitionLog:
         active.index.activate()
         active.time_index.activate()
         active.flush()
+        self._write_synced(active.base_offset, active.size)
         self._bump_layout()
         self.recovery_point = active.next_offset
         if self._on_checkpoint:
@@ -844,6 +874,16 @@ class PartitionLog:
                         buffers.append(view[p + 8 : p + h.size])
                     offset += h.last_offset_delta + 1
                 position = seg.size
+                if position and self.config.flush_messages <= 1:
+                    base, synced = self._read_synced()
+                    if base != seg.base_offset or synced < position:
+                        # Another writer's append is not yet fsynced: ours must not follow it to
+                        # the disk before it does (see _read_synced).
+                        try:
+                            seg.flush()
+                        except StorageError as e:
+                            raise self._fence(e) from e
+                        self._write_synced(seg.base_offset, position)
                 with seg._handle_lock:
                     # Index space first: a full disk then fails the append before any byte is written.
                     seg.reserve_index(len(headers))
@@ -875,6 +915,8 @@ class PartitionLog:
                 seg.flush()
             except StorageError as e:
                 raise self._fence(e) from e
+            if self.config.flush_messages <= 1:
+                self._write_synced(seg.base_offset, position + total)
             crashpoint("append.after_fsync")
         return AppendResult(next_offset, last_offset, now if log_append else -1, seg.base_offset, position, total)
 
@@ -898,6 +940,7 @@ class PartitionLog:
         try:
             ops.ftruncate(seg.fd(), position)
             ops.fsync(seg.fd())
+            self._write_synced(seg.base_offset, position)
         except OSError as e:
             self._failed = StorageError("cut back a failed append in", seg.log_path, e)
 
@@ -1483,7 +1526,8 @@ class PartitionLog:
         fsync_dir(self.directory)
         seg = self._segments[i]
         seg.activate()
-        seg.truncate_to(offset)
+        seg.truncate_to(offset)  # (fsyncs)
+        self._write_synced(seg.base_offset, seg.size)
         if self.log_start_offset > seg.next_offset:
             # The cut took the whole batch holding the start (delete_records can leave the start
             # inside a batch): the start follows the end down, as Kafka's does.

@@ -640,11 +640,13 @@ class LogSegment:
         if valid < file_size:
             if self.next_offset < durable_offset:
                 raise CorruptLogError(
-                    f"damaged record batch ({reason}) inside fsynced data (below the recovery point "
-                    f"{durable_offset}): this is not a torn write, so nothing was truncated",
+                    f"damaged record batch ({reason}) inside fsynced data (offsets below {durable_offset} were "
+                    "fsynced: the recovery point, or the base offset of the segment that follows this sealed "
+                    "one): this is not a torn write, so nothing was truncated",
                     self.log_path,
                     valid,
-                    hint="Restore the file from a copy; the data before this position is intact.",
+                    hint="Restore the file from a copy; the data before this position is intact. "
+                    "'logstore recover --truncate-damaged' cuts the log here instead (later records are lost).",
                 )
             later = (
                 self._find_valid_batch_after(valid, file_size, expected_offset)

@@ -3,6 +3,8 @@
 enospc DIR   DIR is a small tmpfs. Fill it with appends until the disk is full, then free room and
              go on; retention must run on the full disk. Prints a JSON summary on the last line.
 efbig DIR    RLIMIT_FSIZE caps file size (SIGXFSZ ignored): a short write, then EFBIG. Prints JSON.
+sigbus DIR   DIR is a small tmpfs. Fill it while index entries keep coming (one per batch): the next
+             entry lands in an index page with no block behind it. Prints JSON (a SIGBUS kills it).
 """
 
 from __future__ import annotations
@@ -96,8 +98,43 @@ def efbig(d: str) -> dict:
     return out
 
 
+def sigbus(d: str) -> dict:
+    store = os.path.join(d, "s")
+    out: dict = {}
+    with LogStore(store, fsync="never") as s:
+        # One index entry per batch (interval 1 byte) in a large sparse preallocated index.
+        s.create_topic("t", 1, {"segment.index.bytes": 1 << 20, "index.interval.bytes": 1})
+        # 512 batches: 511 entries, the next one starts the index's second page.
+        for i in range(512):
+            s.append("t", 0, [b"%d" % i])
+        # Fill the disk to the last byte.
+        fd = os.open(os.path.join(d, "filler"), os.O_WRONLY | os.O_CREAT, 0o644)
+        for chunk in (1 << 16, 4096, 1):
+            try:
+                while True:
+                    os.write(fd, b"\0" * chunk)
+            except OSError:
+                pass
+        os.close(fd)
+        acked = 0
+        err = None
+        for i in range(512, 40_000):
+            try:
+                s.append("t", 0, [b"%d" % i])
+                acked += 1
+            except StorageError as e:
+                err = e
+                break
+        out["errno"] = err.errno if err else None
+        out["error"] = str(err)
+        out["visible"] = len(values_of(s.partition("t", 0)))
+        out["acked"] = 512 + acked
+        os.unlink(os.path.join(d, "filler"))
+    return out
+
+
 if __name__ == "__main__":
     mode, d = sys.argv[1], sys.argv[2]
-    result = {"enospc": enospc, "efbig": efbig}[mode](d)
+    result = {"enospc": enospc, "efbig": efbig, "sigbus": sigbus}[mode](d)
     print(json.dumps(result))
     sys.exit(0)

@@ -1166,3 +1166,28 @@ CHILDREN = {
 
 if __name__ == "__main__":
     CHILDREN[sys.argv[1]](*sys.argv[2:])
+
+
+def test_regression_dump_log_of_a_2gib_length_field_allocated_it(tmp_path):
+    """S06 in the inspection tool (found in review): ``dump-log`` read a batch's claimed length
+    before checking it against the file, so a damaged length of 0x7ffffff0 allocated 2 GiB."""
+    from pathlib import Path
+
+    from logstore import LogStore
+
+    with LogStore(tmp_path / "s") as s:
+        s.create_topic("t", 1)
+        for i in range(5):
+            s.append("t", 0, [b"v%d" % i])
+        path = s.partition("t", 0).active_segment.log_path
+    raw = bytearray(Path(path).read_bytes())
+    second = 12 + int.from_bytes(raw[8:12], "big")
+    raw[second + 8 : second + 12] = (0x7FFFFFF0).to_bytes(4, "big")
+    Path(path).write_bytes(raw)
+    code = (
+        "import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30)); "
+        f"sys.path.insert(0, {ROOT!r}); from logstore.dump import dump_file; "
+        f"lines = list(dump_file({path!r}, deep=True)); print(len(lines))"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr[-2000:]

@@ -73,6 +73,27 @@ def test_s15_a_full_disk_fails_the_append_cleanly_and_appends_go_on_after_room_r
     assert not anomalies, out
 
 
+@pytest.mark.skipif(not can_mount_tmpfs(), reason="needs unshare -Urm to mount a small tmpfs (user namespaces)")
+def test_regression_a_full_disk_under_the_index_map_was_sigbus(tmp_path, campaign):
+    """S15: index entries are written through mmap into a sparse preallocated file. With the disk
+    full, the entry that starts a new index page had no block behind it and the process died of
+    SIGBUS (exit 135). Index space is now allocated before the append writes, so a full disk is
+    an ENOSPC StorageError and everything acknowledged stays readable."""
+    d = str(tmp_path)
+    out = run_child(
+        [
+            "unshare",
+            "-Urm",
+            "sh",
+            "-c",
+            f"mount -t tmpfs -o size=256k tmpfs {d} && exec {sys.executable} {CHILD} sigbus {d}",
+        ]
+    )
+    ok = out["errno"] == errno.ENOSPC and out["visible"] == out["acked"] >= 512
+    campaign("S15").add(iterations=1, faults=1, anomalies=0 if ok else 1)
+    assert ok, out
+
+
 def test_s16_a_file_size_limit_gives_efbig_and_no_partial_batch(tmp_path, campaign):
     """S16: RLIMIT_FSIZE (SIGXFSZ ignored): the kernel writes part of the batch and then says
     EFBIG; the part is cut, never recorded as a batch, and appends go on once the limit is lifted."""
@@ -244,3 +265,25 @@ def test_s19_failing_each_io_operation_in_turn_keeps_every_acknowledged_record(t
     assert not bad, "\n".join(bad[:8])
     assert runs >= min(total, 24)
     assert not bad, "\n".join(bad[:8])
+
+
+def test_regression_closing_an_idle_log_past_the_fd_budget_hid_a_failed_fsync(tmp_path, campaign):
+    """S18 (found in review): under flush.messages>1 a partition with acknowledged but unflushed
+    records was closed by the store's descriptor budget when other partitions were opened; the
+    close's fsync failed (EIO), the error was swallowed, and the next ``partition()`` reopened the
+    log unfenced. A log with unflushed records is not idle any more: it stays open, and the
+    failure reaches the next append."""
+    s = LogStore(str(tmp_path / "s"), config={"flush.messages": 1000})
+    s._max_open_logs = 4  # stands in for a small RLIMIT_NOFILE
+    s.create_topic("t", 8)
+    s.append("t", 0, [b"acked, not yet fsynced"])
+    shim = FaultyIO(1, errno.EIO, kinds=("fsync",), only=lambda p: p.endswith(".log") and "/t-0/" in p)
+    with installed(shim):
+        for p in range(1, 8):
+            s.partition("t", p)
+        with pytest.raises(StorageError, match="durability unknown"):
+            s.partition("t", 0).flush()
+    campaign("S18").add(iterations=1, faults=shim.injected, anomalies=0)
+    with pytest.raises(StorageError, match="durability unknown"):
+        s.append("t", 0, [b"next"])
+    s.close()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import random
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -171,3 +172,115 @@ def test_s10_s11_power_loss_images_keep_what_the_fsync_policy_promises(tmp_path,
         if not report.ok:
             bad.append(f"op {img.op} {img.path}: {report}")
     assert not bad, "\n".join(bad[:5])
+
+
+@pytest.mark.parametrize("policy", ["always", "interval"])
+def test_regression_a_lost_earlier_write_under_interval_made_the_partition_unopenable(tmp_path, policy):
+    """S11: under ``interval`` a power cut may keep a later write and lose an earlier one (a zeroed
+    batch followed by valid ones). That used to be taken for damage and the partition refused to
+    open. Above the recovery point it is now cut like a torn tail; under ``always`` (every append
+    fsynced before the next) it still cannot be a crash, so it is still refused."""
+    from logstore import CorruptLogError
+
+    root = str(tmp_path / "s")
+    with LogStore(root, fsync=policy) as s:
+        s.create_topic("t", 1)
+        for i in range(6):
+            s.append("t", 0, [b"r%d" % i])
+        seg = s.partition("t", 0).active_segment.log_path
+    data = bytearray(Path(seg).read_bytes())
+    # zero the 4th batch (offset 3): find it by walking the batch lengths
+    pos = 0
+    for _ in range(3):
+        pos += 12 + int.from_bytes(data[pos + 8 : pos + 12], "big")
+    size = 12 + int.from_bytes(data[pos + 8 : pos + 12], "big")
+    data[pos : pos + size] = bytes(size)
+    with open(seg, "wb") as f:
+        f.write(data)
+    os.unlink(os.path.join(root, "t-0", ".logstore.clean"))
+    os.unlink(os.path.join(root, "recovery-point-offset-checkpoint"))
+    if policy == "always":
+        with pytest.raises(CorruptLogError, match="followed by a valid batch"), LogStore(root) as s:
+            s.partition("t", 0)
+        assert Path(seg).read_bytes() == bytes(data)  # nothing cut
+    else:
+        with LogStore(root) as s:
+            log = s.partition("t", 0)
+            assert log.next_offset == 3
+            assert log.read_records(0).values == [b"r0", b"r1", b"r2"]
+            assert log.load_report.truncations and log.load_report.truncations[0].valid_size == pos
+
+
+def test_regression_a_second_writer_could_write_past_an_unsynced_append(tmp_path):
+    """S10 with two writers (found in review): under ``always`` the fsync runs after the lock is
+    released, so writer B could append after writer A's batch before A's fsync ran. A power cut
+    then could keep B's batch and lose A's: a hole recovery must refuse under this policy, so the
+    partition would not open. B now fsyncs A's bytes first, under the lock."""
+    root = str(tmp_path / "s")
+    with LogStore(root) as s:
+        s.create_topic("t", 1)
+    seq: list[str] = []
+    with LogStore(root) as s1, LogStore(root) as s2:
+        a, b = s1.partition("t", 0), s2.partition("t", 0)
+        a.append_records([b"a0"])
+        b.append_records([b"b0"])
+        fired = False
+
+        class Shim:
+            @staticmethod
+            def pwritev(fd: int, buffers: list, pos: int) -> int:
+                seq.append("write")
+                return os.pwritev(fd, buffers, pos)
+
+            @staticmethod
+            def fsync(fd: int) -> None:
+                nonlocal fired
+                if not fired:  # A's fsync, after A released the lock: B appends now
+                    fired = True
+                    seq.append("B appends")
+                    b.append_records([b"b1"])
+                    seq.append("B acked")
+                seq.append("fsync")
+                os.fsync(fd)
+
+        with installed(Shim()):
+            a.append_records([b"a1"])
+    # A's write, then B: an fsync (covering A's bytes) before B's own write.
+    assert seq[:5] == ["write", "B appends", "fsync", "write", "fsync"], seq
+    with LogStore(root) as s:
+        assert s.partition("t", 0).read_records(0).values == [b"a0", b"b0", b"a1", b"b1"]
+
+
+def test_regression_a_sealed_segment_running_past_its_successor_made_recovery_drop_it(tmp_path):
+    """Found in review: a sealed segment whose offsets run past the next segment's base (a renamed
+    or stray segment file) and that has a bad tail was cut and every later segment deleted on open,
+    with no recovery point to protect them. It is now refused, naming the overlap, and no file
+    changes."""
+    from logstore import CorruptLogError
+
+    from .runner import tree_hashes
+
+    root = str(tmp_path / "s")
+    with LogStore(root) as s:
+        s.create_topic("t", 1, {"segment.bytes": 600})
+        for i in range(60):
+            s.append("t", 0, [b"r%03d" % i + b"x" * 40])
+        segs = [seg.log_path for seg in s.partition("t", 0).segments]
+    assert len(segs) >= 4
+    third = segs[2]
+    base = int(os.path.basename(third).split(".")[0])
+    renamed = os.path.join(os.path.dirname(third), f"{base - 3:020d}.log")
+    os.rename(third, renamed)  # segment 1 now runs 3 offsets past its successor's base
+    for ext in (".index", ".timeindex"):
+        os.unlink(third[:-4] + ext)
+    with open(segs[1], "ab") as f:
+        f.write(b"\xff" * 30)  # and has a bad tail
+    os.unlink(os.path.join(root, "t-0", ".logstore.clean"))
+    os.unlink(os.path.join(root, "recovery-point-offset-checkpoint"))
+    before = tree_hashes(root)
+    with pytest.raises(CorruptLogError, match="in two segments"), LogStore(root) as s:
+        s.partition("t", 0)
+    after = tree_hashes(root)
+    assert {k: v for k, v in after.items() if k.endswith(".log")} == {
+        k: v for k, v in before.items() if k.endswith(".log")
+    }
