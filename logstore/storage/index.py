@@ -56,6 +56,7 @@ class _Index:
         flags = (os.O_RDWR if active else os.O_RDONLY) | (os.O_CREAT if create else 0) | os.O_NOFOLLOW | os.O_CLOEXEC
         self._fd = ops.open(path, flags, FILE_MODE)
         self._reserved = 0  # bytes from the start known to have disk blocks (see reserve)
+        self._small: tuple[int, bytes] | None = None  # (entries, bytes) of the last small-index read
         size = os.fstat(self._fd).st_size
         if size % self.entry_size and not active:
             raise CorruptIndexError(f"index size {size} is not a multiple of its {self.entry_size}-byte entries", path)
@@ -131,6 +132,7 @@ class _Index:
         if self._map is None and n * self.entry_size <= SMALL_INDEX:
             raw = os.pread(self._fd, n * self.entry_size, 0)
             if len(raw) == n * self.entry_size:
+                self._small = (n, raw)  # the entry found is read from here next (see _raw)
                 keys = np.ndarray(shape=(n,), dtype=f"S{self.key_size}", buffer=raw, strides=(self.entry_size,))
                 return int(np.searchsorted(keys, key, side="right")) - 1
         self._ensure_map()
@@ -148,6 +150,9 @@ class _Index:
 
     def _raw(self, slot: int) -> bytes:
         es = self.entry_size
+        small = self._small
+        if small is not None and self._map is None and small[0] == self.entries and slot < small[0]:
+            return small[1][slot * es : (slot + 1) * es]
         if self._map is None and self.entries * es <= SMALL_INDEX:
             raw = os.pread(self._fd, es, slot * es)
             if len(raw) == es:
@@ -234,6 +239,7 @@ class _Index:
         self._fd = fd
         self._map = self._keys = self._bytes = None
         self._reserved = 0
+        self._small = None
         self.entries = keep
 
     def flush(self) -> None:
