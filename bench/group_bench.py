@@ -116,8 +116,6 @@ FULL = Sizes(5, 3, 100_000, 4_000_000, 3, 2000)
 QUICK = Sizes(2, 1, 60_000, 400_000, 2, 300)
 
 Result = cb.Result
-fmt_value = sb.fmt_value
-table = sb.table
 progress = sb.progress
 percentile = sb.percentile
 
@@ -581,7 +579,7 @@ class Bench:
 
     def add(self, r: Any) -> Any:
         self.results.append(r)
-        progress(f"  {r.id} {r.what.strip()}: {fmt_value(r.value, r.unit)} {r.unit} [{r.verdict}]")
+        progress(f"  {r.id} {r.what.strip()}: {sb.fmt_value(r.value, r.unit)} {r.unit} [{r.verdict}]")
         return r
 
     def error(self, rid: str, what: str, unit: str, target: str, e: BaseException) -> None:

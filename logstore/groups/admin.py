@@ -147,12 +147,17 @@ def list_groups(store: object) -> list[str]:
     return list_group_ids(store.path)  # type: ignore[attr-defined]
 
 
-def _open(store: object, group: str, clock: Callable[[], float], *, create: bool = False) -> GroupFiles:
-    if create or group not in list_groups(store):
+def _open(
+    store: object, group: str, clock: Callable[[], float], *, create: bool = False, known: list[str] | None = None
+) -> GroupFiles:
+    """The group's files; UnknownGroupError unless it exists (or ``create``). ``known``: the
+    store's groups, when the caller has just listed them."""
+    known = list_groups(store) if known is None else known
+    if create or group not in known:
         validate_group_id(group)  # InvalidConfigError naming the rule; an existing group is looked up as it is
     path = os.path.join(store.path, GROUPS_DIR, group_dir_name(group))  # type: ignore[attr-defined]
-    if not create and (not os.path.isdir(path) or group not in list_groups(store)):
-        raise UnknownGroupError(group, list_groups(store))
+    if not create and (not os.path.isdir(path) or group not in known):
+        raise UnknownGroupError(group, known)
     return GroupFiles(store, group, clock=clock, create=create)
 
 
@@ -342,8 +347,9 @@ def forget_topic(store: object, topic: str, *, clock: Callable[[], float] = time
     deleted), so that a topic made again under the same name is not read from stale offsets.
     Returns the groups that had some."""
     touched = []
-    for group in list_groups(store):
-        files = _open(store, group, clock)
+    groups = list_groups(store)
+    for group in groups:
+        files = _open(store, group, clock, known=groups)
         try:
             with files.locked():
                 gone = [tp for tp in files.offsets.read() if tp.topic == topic]

@@ -170,7 +170,7 @@ class OffsetLog:
     def _append(self, entry: Mapping[str, Any]) -> None:
         self._read()
         line = encode_line(entry)
-        created = not os.path.exists(self.path)
+        created = self._key is None  # _read found no file (the group lock is held)
         try:
             fd = ops.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
         except OSError as e:

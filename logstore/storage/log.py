@@ -313,7 +313,10 @@ class PartitionLog:
         Called after an fsync returned, possibly without the lock: a racing writer may overwrite a
         higher value with a lower one, which only costs the next writer an fsync."""
         body = base_offset.to_bytes(8, "big", signed=True) + position.to_bytes(8, "big")
-        os.pwrite(self._flock.fd, body + crc32c(body).to_bytes(4, "big"), 16)
+        try:
+            os.pwrite(self._flock.fd, body + crc32c(body).to_bytes(4, "big"), 16)
+        except OSError:
+            pass  # a hint, not data (a full disk can refuse even these 20 bytes): the records are fine
 
     def _bump_layout(self) -> None:
         """Advance the layout generation (flock held). Readers compare it with the value they read
@@ -577,11 +580,7 @@ class PartitionLog:
             self._bump_layout()
             seg.activate()
             with seg._handle_lock:
-                try:
-                    ops.ftruncate(seg.fd(), position)
-                    ops.fsync(seg.fd())
-                except OSError as e:
-                    raise StorageError("cut the torn tail of", seg.log_path, e) from e
+                seg.cut(position)
                 crashpoint("recovery.after_truncate")
                 self._write_synced(seg.base_offset, position)
                 seg.index.truncate_position(position)
@@ -604,18 +603,14 @@ class PartitionLog:
         except CorruptDataError:
             return 0
 
-    def _recover_segment(self, seg: LogSegment, report: LoadReport, durable: int | None = None) -> RecoveryResult:
-        if durable is None:
-            durable = self.recovery_point
-            after = bisect.bisect_right(self._bases, seg.base_offset)
-            if after < len(self._bases):
-                durable = max(durable, self._bases[after])  # a sealed segment: all of it is durable
+    def _recover_segment(self, seg: LogSegment, report: LoadReport) -> RecoveryResult:
+        durable = self.recovery_point
+        after = bisect.bisect_right(self._bases, seg.base_offset)
+        if after < len(self._bases):
+            durable = max(durable, self._bases[after])  # a sealed segment: all of it is durable
         was_active = seg.active
         seg.activate()
-        result = seg.recover(
-            durable_offset=self.recovery_point if durable is None else durable,
-            every_append_synced=self.config.flush_messages <= 1,
-        )
+        result = seg.recover(durable_offset=durable, every_append_synced=self.config.flush_messages <= 1)
         report.recovered.append(seg.log_path)
         if result.truncated_bytes:
             report.truncations.append(result)
@@ -680,6 +675,7 @@ class PartitionLog:
                 del self._bases[j + 1 :]
             if result.truncated_bytes:
                 seg.cut(result.valid_size)
+                crashpoint("recovery.after_truncate")
                 report.truncations.append(result)
             seg.created_ms = self._now_ms()
             if drop:
@@ -938,11 +934,11 @@ class PartitionLog:
         whole batch of the failed append survives to be adopted later. If even that fails, the log
         refuses further appends until it is reopened (and recovered)."""
         try:
-            ops.ftruncate(seg.fd(), position)
-            ops.fsync(seg.fd())
-            self._write_synced(seg.base_offset, position)
-        except OSError as e:
-            self._failed = StorageError("cut back a failed append in", seg.log_path, e)
+            seg.cut(position)
+        except StorageError as e:
+            self._failed = e
+            return
+        self._write_synced(seg.base_offset, position)
 
     @staticmethod
     def _stamp_log_append_time(view: Any, pos: int, h: Any, now: int) -> bytes:
@@ -1650,11 +1646,7 @@ class PartitionLog:
             if self._closed:
                 return
             if self.read_only:
-                self._closed = True
-                for seg in self._segments:
-                    seg.release()
-                os.close(self._open_fd)
-                self._flock.close()
+                self.discard()
                 return
             try:
                 with self._flock:

@@ -308,10 +308,6 @@ class LogSegment:
 
     # --- reading ----------------------------------------------------------------------------------
 
-    def _index_position(self, offset: int, limit: int) -> int:
-        """Byte position the offset index gives for ``offset`` (0 when none, or past ``limit``)."""
-        return self._index_entry(offset, limit)[1]
-
     def _index_entry(self, offset: int, limit: int) -> tuple[int | None, int]:
         """The offset index's entry for ``offset``: (the last offset of the batch it names, its
         position), or (None, 0) when there is none, it points past ``limit``, or the index file
@@ -564,7 +560,6 @@ class LogSegment:
             return self._recover(durable_offset, cut, every_append_synced)
 
     def _recover(self, durable_offset: int, cut: bool = True, every_append_synced: bool = True) -> RecoveryResult:
-        fd = self.fd()
         file_size = self.file_size()
         self.index.truncate_entries(0)
         self.time_index.truncate_entries(0)
@@ -662,25 +657,20 @@ class LogSegment:
                     hint="Restore the file from a copy; the data before this position is intact.",
                 )
             if cut:
-                try:
-                    ops.ftruncate(fd, valid)
-                    ops.fsync(fd)
-                except OSError as e:
-                    raise StorageError("truncate", self.log_path, e) from e
+                self.cut(valid)
                 crashpoint("recovery.after_truncate")
         self.size = valid
         return RecoveryResult(self.log_path, valid, file_size - valid, batches)
 
-    def cut(self, valid_size: int) -> None:
-        """Cut the ``.log`` at ``valid_size`` (a torn tail :meth:`recover` found with ``cut=False``)
-        and fsync it. The segment must be active."""
+    def cut(self, position: int) -> None:
+        """Cut the ``.log`` at byte ``position`` and fsync it (a torn tail, a truncation, a failed
+        append undone). The segment must be active. Raises StorageError."""
         with self._handle_lock:
             try:
-                ops.ftruncate(self.fd(), valid_size)
+                ops.ftruncate(self.fd(), position)
                 ops.fsync(self.fd())
             except OSError as e:
                 raise StorageError("truncate", self.log_path, e) from e
-        crashpoint("recovery.after_truncate")
 
     def _find_valid_batch_after(self, start: int, end: int, expected_offset: int | None) -> int | None:
         """Position of a CRC-valid batch in ``(start, end)``, or None (the tail is garbage). Reads
@@ -767,11 +757,7 @@ class LogSegment:
             return self.size
         position, _ = found
         with self._handle_lock:
-            try:
-                ops.ftruncate(self.fd(), position)
-                ops.fsync(self.fd())
-            except OSError as e:
-                raise StorageError("truncate", self.log_path, e) from e
+            self.cut(position)
             self.index.truncate_position(position)
             self.time_index.truncate_to(offset)
         # Recompute the end offset, largest timestamp and indexes from what is left.

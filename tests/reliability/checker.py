@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from logstore import LogStore
@@ -98,36 +98,31 @@ class Report:
         return "anomalies: " + "; ".join(parts)
 
 
+def records_of(log: object) -> Iterator[tuple[int, bytes | None]]:
+    """Every (offset, value) of a partition log from its log start offset, in offset order."""
+    o = log.log_start_offset
+    while o < log.next_offset:
+        cols = log.read_records(o)
+        if not len(cols):
+            break
+        yield from zip(cols.offsets, cols.values, strict=True)
+        o = cols.offsets[-1] + 1
+
+
 def read_log(store: LogStore) -> dict[Key, tuple[int, list[tuple[int, str]]]]:
     """Every partition's (log start offset, [(offset, digest), ...]) read front to back."""
     out: dict[Key, tuple[int, list[tuple[int, str]]]] = {}
     for info in store.list_topics():
         for p in range(info.partition_count):
             log = store.partition(info.name, p)
-            start = log.log_start_offset
-            rows: list[tuple[int, str]] = []
-            offset = start
-            while offset < log.next_offset:
-                cols = log.read_records(offset)
-                if not len(cols):
-                    break
-                rows += [(o, digest(v or b"")) for o, v in zip(cols.offsets, cols.values, strict=True)]
-                offset = cols.offsets[-1] + 1
-            out[(info.name, p)] = (start, rows)
+            rows = [(o, digest(v or b"")) for o, v in records_of(log)]
+            out[(info.name, p)] = (log.log_start_offset, rows)
     return out
 
 
 def values_of(log: object) -> list[bytes]:
     """Every value of a partition log from its log start offset, in offset order."""
-    out: list[bytes] = []
-    o = log.log_start_offset
-    while o < log.next_offset:
-        cols = log.read_records(o)
-        if not len(cols):
-            break
-        out += cols.values
-        o = cols.offsets[-1] + 1
-    return out
+    return [v for _, v in records_of(log)]
 
 
 def stored_values(path: str, topic: str = "t", partition: int = 0) -> list[bytes]:

@@ -18,7 +18,7 @@ from logstore import faults
 from . import writer
 
 WRITER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "writer.py")
-SKIP_IN_HASH = (".logstore.lock", ".logstore.open", "store.lock", "group.lock")
+SKIP_IN_HASH = (".lock", ".logstore.lock", ".logstore.open", "group.lock")  # bytes change on every open
 
 
 @dataclass
@@ -129,12 +129,13 @@ def kill_after(child: Child, rnd: random.Random, max_delay: float = 0.05) -> str
     return child.finish()
 
 
-def tree_hashes(root: str) -> dict[str, str]:
-    """sha256 of every file under ``root`` (lock files excluded: their bytes are scratch state)."""
+def tree_hashes(root: str | os.PathLike[str], suffixes: tuple[str, ...] | None = None) -> dict[str, str]:
+    """sha256 of every file under ``root`` by relative path (lock files excluded: their bytes are
+    scratch state), or of those whose names end in ``suffixes``."""
     out = {}
     for d, _, names in os.walk(root):
         for name in names:
-            if name in SKIP_IN_HASH:
+            if name in SKIP_IN_HASH or (suffixes is not None and not name.endswith(suffixes)):
                 continue
             p = os.path.join(d, name)
             with open(p, "rb") as f:

@@ -14,7 +14,6 @@ iterations / faults / anomalies per scenario (tests/reliability/conftest.py).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import random
@@ -47,10 +46,10 @@ from logstore.storage.log import CLEAN_FILE
 from logstore.types import OffsetAndTimestamp
 from tests.conftest import ROOT, crash
 from tests.reliability.conftest import iterations
+from tests.reliability.runner import tree_hashes
 
 TOPIC = "t"
 BASE_TS = 1_700_000_000_000
-LOCK_FILES = {".lock", ".logstore.lock", ".logstore.open"}  # their bytes change on every open
 RECOVERY_POINT_FILE = "recovery-point-offset-checkpoint"
 
 
@@ -157,15 +156,6 @@ def batches_of(path: Path) -> list[tuple[int, int, BatchHeader]]:
     return [(pos, pos + h.size, h) for pos, h in iter_batches(data)]
 
 
-def digest_files(root: Path, suffixes: tuple[str, ...] | None = None) -> dict[str, str]:
-    """sha256 of every file under ``root`` (lock files aside), or of those ending in ``suffixes``."""
-    out = {}
-    for p in sorted(root.rglob("*")):
-        if p.is_file() and p.name not in LOCK_FILES and (suffixes is None or p.name.endswith(suffixes)):
-            out[str(p.relative_to(root))] = hashlib.sha256(p.read_bytes()).hexdigest()
-    return out
-
-
 def copy_store(src: Path, dst: Path) -> Path:
     if dst.exists():
         shutil.rmtree(dst)
@@ -229,7 +219,7 @@ def test_s03_tail_cut_at_every_byte_of_the_last_two_batches(scratch: Path, campa
     bounds = batches_of(active)
     assert len(bounds) >= 4 and w.index_entries and w.time_entries
     size = active.stat().st_size
-    sealed_before = digest_files(w.root, (".log",))
+    sealed_before = tree_hashes(w.root, (".log",))
     del sealed_before[str(active.relative_to(w.root))]
     cuts = range(bounds[-2][0], size)  # every new size inside the last two batches
     anomalies: list[str] = []
@@ -257,7 +247,7 @@ def test_s03_tail_cut_at_every_byte_of_the_last_two_batches(scratch: Path, campa
                 want = [(str(seg), end_pos, new_size - end_pos)] if new_size != end_pos else []
                 if cut != want:
                     wrong.append(f"load report truncations {cut}, expected {want}")
-                sealed_after = digest_files(d, (".log",))
+                sealed_after = tree_hashes(d, (".log",))
                 del sealed_after[str(active.relative_to(w.root))]
                 if sealed_after != sealed_before:
                     wrong.append("a sealed segment changed")
@@ -433,7 +423,7 @@ def _bit_flip_case(scratch: Path, w: Written, seg_i: int, b: int, name: str, byt
     raw[start + FIELDS[name][0] + byte] ^= 1 << bit
     victim.write_bytes(raw)
     where = f"segment {seg_i} batch {b} {name} byte {byte} bit {bit}"
-    logs = digest_files(d, (".log",))
+    logs = tree_hashes(d, (".log",))
     wrong: list[str] = []
     new_magic = raw[start + 16] if raw[start + 16] < 128 else raw[start + 16] - 256
     with LogStore(d) as store:  # a clean open: sealed segments are not rescanned
@@ -449,7 +439,7 @@ def _bit_flip_case(scratch: Path, w: Written, seg_i: int, b: int, name: str, byt
         results = store.recover(TOPIC)  # without truncate_damaged: report, cut nothing
         if not results[0].error:
             wrong.append("recover without truncate_damaged reported no damage")
-    if digest_files(d, (".log",)) != logs:
+    if tree_hashes(d, (".log",)) != logs:
         wrong.append("a clean open, reads, verify or recover changed a .log file")
     # The recovery point lost (no checkpoint, no clean marker): open rescans every segment. Damage
     # in a sealed segment followed by valid batches is an error, never cut. (Damage in a sealed
@@ -468,7 +458,7 @@ def _bit_flip_case(scratch: Path, w: Written, seg_i: int, b: int, name: str, byt
         except StoreFormatError as e:
             if new_magic <= 2:
                 wrong.append(f"rescan called damage a newer format: {e}")
-        if digest_files(d, (".log",)) != logs:
+        if tree_hashes(d, (".log",)) != logs:
             wrong.append("an open with the recovery point lost changed a .log file")
     # The explicit repair cuts at the damaged batch and drops later segments.
     if new_magic <= 2:
@@ -504,14 +494,14 @@ def test_regression_last_batch_of_a_sealed_segment_cut_when_the_recovery_point_i
     victim.write_bytes(raw)
     os.unlink(d / RECOVERY_POINT_FILE)
     (victim.parent / CLEAN_FILE).unlink(missing_ok=True)
-    logs = digest_files(d, (".log",))
+    logs = tree_hashes(d, (".log",))
     refused = False
     try:
         with LogStore(d) as store:
             store.partition(TOPIC, 0)
     except CorruptDataError:
         refused = True
-    kept = digest_files(d, (".log",)) == logs
+    kept = tree_hashes(d, (".log",)) == logs
     campaign("S05").add(iterations=1, faults=1, anomalies=int(not (refused and kept)))
     assert refused and kept, "the damaged sealed segment was cut and the later segments deleted"
 
@@ -769,7 +759,7 @@ def test_s08_stray_files(scratch: Path, campaign: Any) -> None:
     for name, content in strays.items():
         (d / name).write_bytes(content)
     (d / "README").write_text("notes a person left here\n")
-    logs = digest_files(d, (".log",))
+    logs = tree_hashes(d, (".log",))
     wrong: list[str] = []
     with LogStore(w.root) as store:
         wrong += check_prefix(store, w, w.end)
@@ -778,7 +768,7 @@ def test_s08_stray_files(scratch: Path, campaign: Any) -> None:
             wrong.append(f"not removed: {left}")
         if (d / "README").read_text() != "notes a person left here\n":
             wrong.append("README was changed or removed")
-        if digest_files(d, (".log",)) != logs:
+        if tree_hashes(d, (".log",)) != logs:
             wrong.append("a segment changed")
         if problems := store.verify():
             wrong.append(f"verify: {problems}")
@@ -798,7 +788,7 @@ def test_s08_junk_named_like_a_segment_is_reported_not_parsed_or_deleted(
     d = w.segments[0].parent
     junk = d / "00000000000000000999.log"
     junk.write_bytes(random.Random(8).randbytes(3000))
-    before = digest_files(d, (".log",))
+    before = tree_hashes(d, (".log",))
     wrong: list[str] = []
     with LogStore(w.root) as store:
         try:
@@ -811,7 +801,7 @@ def test_s08_junk_named_like_a_segment_is_reported_not_parsed_or_deleted(
                 wrong.append(f"the error does not name the missing offsets: {e}")
         if not any(p.path == str(junk) for p in store.verify()):
             wrong.append("verify did not report the junk segment")
-    if not junk.exists() or digest_files(d, (".log",)) != before:
+    if not junk.exists() or tree_hashes(d, (".log",)) != before:
         wrong.append("the junk segment or another .log was changed or deleted")
     campaign("S08").add(iterations=1, faults=1, anomalies=len(wrong))
     assert not wrong, "\n".join(wrong)
@@ -882,7 +872,7 @@ def test_s32_store_of_a_newer_format_version_is_refused_untouched(scratch: Path,
     doc = json.loads(meta.read_text())
     doc["format_version"] += 1
     meta.write_text(json.dumps(doc))
-    before = digest_files(w.root)
+    before = tree_hashes(w.root)
     wrong = []
     try:
         LogStore(w.root).close()
@@ -891,7 +881,7 @@ def test_s32_store_of_a_newer_format_version_is_refused_untouched(scratch: Path,
         for part in ("logstore.json", f"version {doc['format_version']}", f"up to {doc['format_version'] - 1}"):
             if part not in str(e):
                 wrong.append(f"the error does not say {part!r}: {e}")
-    if digest_files(w.root) != before:
+    if tree_hashes(w.root) != before:
         wrong.append("files changed")
     campaign("S32").add(iterations=1, faults=1, anomalies=len(wrong))
     assert not wrong, "\n".join(wrong)
@@ -930,7 +920,7 @@ def test_s32_unknown_batch_magic_is_refused_not_truncated(scratch: Path, campaig
         with open(seg, "ab") as f:
             f.write(extra)
     kept = None if where in ("tail", "before-valid") else (".log", ".json", "checkpoint", "metadata")
-    before = digest_files(w.root, kept)
+    before = tree_hashes(w.root, kept)
     wrong: list[str] = []
     with LogStore(w.root) as store:
         try:
@@ -944,7 +934,7 @@ def test_s32_unknown_batch_magic_is_refused_not_truncated(scratch: Path, campaig
                 wrong.append(f"error .path/.position {getattr(e, 'path', None)}:{getattr(e, 'position', None)}")
         except LogStoreError as e:
             wrong.append(f"refused as damage, not as a newer format: {e!r}")
-    if digest_files(w.root, kept) != before:
+    if tree_hashes(w.root, kept) != before:
         wrong.append("files changed")
     campaign("S32").add(iterations=1, faults=1, anomalies=len(wrong))
     assert not wrong, "\n".join(wrong)

@@ -30,6 +30,7 @@ from logstore import LogStore
 from .checker import History, Report, check
 from .conftest import iterations
 from .iofaults import PowerLossRecorder, installed
+from .runner import tree_hashes
 
 LONG_MAX = (1 << 63) - 1
 
@@ -257,8 +258,6 @@ def test_regression_a_sealed_segment_running_past_its_successor_made_recovery_dr
     with no recovery point to protect them. It is now refused, naming the overlap, and no file
     changes."""
     from logstore import CorruptLogError
-
-    from .runner import tree_hashes
 
     root = str(tmp_path / "s")
     with LogStore(root) as s:
