@@ -1021,6 +1021,23 @@ def test_decode_batches_matches_one_by_one(buf, data):
         assert got.next_offset == last.next_offset  # past trailing control batches and gaps too
     for i in range(len(got)):
         assert got.key(i) == cols.keys[i] and got.value(i) == cols.values[i]
+    # A bytes buffer parses uncompressed sections where they lie; any other buffer copies them
+    # out first. Both ways give the same records.
+    copied = decode_batches(bytearray(buf), start_offset=start, max_records=limit)
+    assert copied.next_offset == got.next_offset
+    for c in ref:
+        assert getattr(copied.to_columns(), c) == getattr(cols, c), c
+
+
+def test_decode_batches_reads_uncompressed_batches_in_place():
+    buf = b"".join(build_batch([b"v%d" % i] * 3, [b"k"] * 3, base_offset=3 * i, now_ms=1) for i in range(6))
+    got = decode_batches(buf)
+    assert got.data is buf  # no copy of the records sections
+    assert got.values() == [b"v%d" % (i // 3) for i in range(18)] and got.keys() == [b"k"] * 18
+    assert got.offsets.tolist() == list(range(18)) and got.next_offset == 18
+    part = buf[: 2 * len(buf) // 6]
+    few = decode_batches(part)  # under 4 batches: walked one by one, in place
+    assert few.data is part and few.values() == [b"v0"] * 3 + [b"v1"] * 3
 
 
 def test_decode_batches_slices_share_the_buffer_and_track_next_offset():

@@ -745,7 +745,7 @@ def _run_length(u8: np.ndarray, start: int, stride: int, vbytes: int, limit: int
     return j_max
 
 
-def _walk_lengths(data: bytes, count: int) -> tuple[np.ndarray, np.ndarray]:
+def _walk_lengths(data: bytes | memoryview, count: int) -> tuple[np.ndarray, np.ndarray]:
     """Body start and body length of each record, following the length varints.
 
     Runs of records of equal length (fixed-size payloads) are found with numpy; elsewhere a short
@@ -1113,20 +1113,30 @@ def _parse(
     ends: Sequence[int],
     start_offset: int | None,
     max_records: int | None,
+    starts: Sequence[int] | None = None,
 ) -> RecordArrays:
-    """Decode the records of one or more batches whose (decompressed) records sections are laid
-    end to end in ``data``; batch ``i`` holds ``counts[i]`` records and its section ends at
-    ``ends[i]``. Keeps the records from ``start_offset`` on, at most ``max_records``. Raises
-    ValueError on the first structural problem (the caller names the batch)."""
+    """Decode the records of one or more batches whose (decompressed) records sections lie in
+    ``data``; batch ``i`` holds ``counts[i]`` records and its section ends at ``ends[i]``. The
+    sections are laid end to end unless ``starts`` gives where each begins (uncompressed batches
+    read in place, their headers in between). Keeps the records from ``start_offset`` on, at most
+    ``max_records``. Raises ValueError on the first structural problem (the caller names the
+    batch)."""
     total = sum(counts)
     nb = len(headers)
     if nb >= 4 and max(counts) * nb <= 2 * total:
         # Many batches of similar size: walk them side by side.
         e = np.asarray(ends, np.int64)
         c = np.asarray(counts, np.int64)
-        bstart, blen = _walk_templated(data, np.concatenate(([0], e[:-1])), c, e)
-    else:
+        s0 = np.concatenate(([0], e[:-1])) if starts is None else np.asarray(starts, np.int64)
+        bstart, blen = _walk_templated(data, s0, c, e)
+    elif starts is None:
         bstart, blen = _walk_lengths(data, total)
+    else:
+        # A few sections apart from each other: walk each in place.
+        view = memoryview(data)
+        walked = [_walk_lengths(view[a:b], c) for a, b, c in zip(starts, ends, counts, strict=True)]
+        bstart = np.concatenate([w[0] + a for w, a in zip(walked, starts, strict=True)])
+        blen = np.concatenate([w[1] for w in walked])
     out = RecordArrays(data)
     if total == 0:
         return out
@@ -1275,74 +1285,97 @@ def decode_batches(
     end = len(buf) if end is None else end
     shift = 0 if file_position is None else file_position - pos
     view = memoryview(buf)
-    pieces: list[bytes] = []
+    # Uncompressed sections of a ``bytes`` buffer are parsed where they lie (no copy) while every
+    # kept batch is uncompressed; ``pieces`` holds the decompressed ones (None: still in place).
+    in_place = type(buf) is bytes
+    pieces: list[bytes | None] = []
     headers: list[BatchHeader] = []
     positions: list[int] = []
     counts: list[int] = []
+    starts: list[int] = []
     ends: list[int] = []
     size = 0
     have = 0
     next_offset = -1
+    unpack, make = HEADER.unpack_from, BatchHeader._make
     while pos < end:
         if end - pos < RECORD_BATCH_OVERHEAD:
             raise CorruptRecordError(f"record batch header is cut off after {end - pos} bytes", path, pos + shift)
-        h = read_header(buf, pos)
-        if h.batch_length < MIN_BATCH_LENGTH or pos + h.size > end:
-            raise CorruptRecordError(f"record batch of {h.size} bytes does not fit the buffer", path, pos + shift)
-        if verify:
-            check_batch(buf, pos, h, path, pos + shift)
+        h = make(unpack(buf, pos))
+        here = pos
+        pos += h.batch_length + LOG_OVERHEAD
+        if h.batch_length < MIN_BATCH_LENGTH or pos > end:
+            raise CorruptRecordError(f"record batch of {h.size} bytes does not fit the buffer", path, here + shift)
+        if verify and (h.magic != MAGIC or crc32c(view[here + ATTRIBUTES_OFFSET : pos]) != h.crc):
+            check_batch(buf, here, h, path, here + shift)  # raises, naming what is wrong
+        last = h.base_offset + h.last_offset_delta
         if h.base_offset < next_offset or h.last_offset_delta < 0:
             raise CorruptRecordError(
                 f"record batch at offset {h.base_offset} goes back below the previous batch's end {next_offset}",
                 path,
-                pos + shift,
+                here + shift,
             )
-        here = pos
-        pos += h.size
         if max_records is not None and have >= max_records:
             break
-        next_offset = h.next_offset
-        if h.records_count <= 0 or h.attributes & CONTROL_MASK:
+        next_offset = last + 1
+        count = h.records_count
+        if count <= 0 or h.attributes & CONTROL_MASK:
             continue
-        if start_offset is not None and h.last_offset < start_offset:
+        if start_offset is not None and last < start_offset:
             continue
-        section = view[here + RECORD_BATCH_OVERHEAD : here + h.size]
-        codec = h.compression
-        try:
-            data = compression.decompress(codec, section) if codec else bytes(section)
-        except ValueError as e:
+        codec = h.attributes & compression.CODEC_MASK
+        if codec:
+            try:
+                data = compression.decompress(codec, view[here + RECORD_BATCH_OVERHEAD : pos])
+            except ValueError as e:
+                raise CorruptRecordError(
+                    f"record batch at offset {h.base_offset} does not decompress: {e}", path, here + shift
+                ) from None
+            n = len(data)
+            in_place = False
+        else:
+            data = None
+            n = pos - here - RECORD_BATCH_OVERHEAD
+        if count > n // (_MIN_RECORD_BODY + 1):
             raise CorruptRecordError(
-                f"record batch at offset {h.base_offset} does not decompress: {e}", path, here + shift
-            ) from None
-        if h.records_count > len(data) // (_MIN_RECORD_BODY + 1):
-            raise CorruptRecordError(
-                f"record batch at offset {h.base_offset} declares {h.records_count} records in {len(data)} bytes",
+                f"record batch at offset {h.base_offset} declares {count} records in {n} bytes",
                 path,
                 here + shift,
             )
         pieces.append(data)
         headers.append(h)
-        positions.append(here + shift)
-        counts.append(h.records_count)
-        size += len(data)
+        positions.append(here)
+        counts.append(count)
+        size += n
         ends.append(size)
-        have += h.records_count - (0 if start_offset is None else max(0, start_offset - h.base_offset))
+        have += count - (0 if start_offset is None else max(0, start_offset - h.base_offset))
     if not pieces:
         return RecordArrays(b"", next_offset)
-    data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+    if in_place:
+        data = buf  # type: ignore[assignment]
+        starts = [p + RECORD_BATCH_OVERHEAD for p in positions]
+        ends = [p + h.batch_length + LOG_OVERHEAD for p, h in zip(positions, headers, strict=True)]
+    else:
+        for i, piece in enumerate(pieces):
+            if piece is None:
+                pieces[i] = bytes(view[positions[i] + RECORD_BATCH_OVERHEAD : positions[i] + headers[i].size])
+        data = pieces[0] if len(pieces) == 1 else b"".join(pieces)  # type: ignore[arg-type]
     try:
-        out = _parse(data, headers, counts, ends, start_offset, max_records)
+        out = _parse(data, headers, counts, ends, start_offset, max_records, starts if in_place else None)
     except ValueError as e:
         # Find the batch at fault, to name it.
-        for h, piece, where in zip(headers, pieces, positions, strict=True):
+        for h, where in zip(headers, positions, strict=True):
+            section = view[where + RECORD_BATCH_OVERHEAD : where + h.size]
+            codec = h.compression
+            piece = compression.decompress(codec, section) if codec else bytes(section)
             try:
                 _parse(piece, [h], [h.records_count], [len(piece)], None, None)
             except ValueError as e1:
                 raise CorruptRecordError(
-                    f"record batch at offset {h.base_offset} does not parse: {e1}", path, where
+                    f"record batch at offset {h.base_offset} does not parse: {e1}", path, where + shift
                 ) from None
         raise CorruptRecordError(
-            f"record batches from offset {headers[0].base_offset} do not parse: {e}", path, positions[0]
+            f"record batches from offset {headers[0].base_offset} do not parse: {e}", path, positions[0] + shift
         ) from None
     out.next_offset = next_offset if max_records is None or len(out) < max_records else int(out.offsets[-1]) + 1
     return out

@@ -17,6 +17,7 @@ small per-segment lock so a release cannot close a descriptor under a reader.
 from __future__ import annotations
 
 import os
+import struct
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,6 +42,8 @@ from .files import FILE_MODE, INDEX_SUFFIX, LOG_SUFFIX, TIMEINDEX_SUFFIX, segmen
 from .index import OffsetIndex, TimeIndex
 
 SCAN_CHUNK = 1 << 20  # bytes read at a time when walking a segment's batches
+# A batch header's first fields, up to lastOffsetDelta: all a walk over whole batches needs.
+_HEAD = struct.Struct(">qiibIhi")
 
 
 @dataclass
@@ -519,13 +522,26 @@ class LogSegment:
         buf = self.pread(min(max_bytes, limit - position), position)
         end = 0
         floor = -1  # the first batch is the one find_batch checked; each next one must follow it
+        size = len(buf)
+        unpack = _HEAD.unpack_from
         try:
-            while end + RECORD_BATCH_OVERHEAD <= len(buf):
-                h = read_header(buf, end)
-                floor = _check_header(h, position + end, limit, floor, upper)
-                if end + h.size > len(buf):
+            while end + RECORD_BATCH_OVERHEAD <= size:
+                # _check_header's checks, inline on the few fields they need (this runs per batch).
+                base, length, _, magic, _, _, delta = unpack(buf, end)
+                if (
+                    magic != MAGIC
+                    or length < MIN_BATCH_LENGTH
+                    or position + end + length + LOG_OVERHEAD > limit
+                    or base != floor
+                    or delta < 0
+                    or base + delta >= upper
+                ):
+                    floor = _check_header(read_header(buf, end), position + end, limit, floor, upper)
+                else:
+                    floor = base + delta + 1
+                if end + length + LOG_OVERHEAD > size:
                     break
-                end += h.size
+                end += length + LOG_OVERHEAD
             if end == 0:
                 # The first batch alone is larger than max_bytes: return it whole.
                 head = self.pread(RECORD_BATCH_OVERHEAD, position) if len(buf) < RECORD_BATCH_OVERHEAD else buf
