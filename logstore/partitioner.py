@@ -89,18 +89,28 @@ def murmur2_partitions(
     *,
     hash_null: bool = False,
     rng: np.random.Generator | None = None,
+    lengths: np.ndarray | None = None,
 ) -> np.ndarray:
     """``murmur2_partition`` of every key at once (numpy, grouped by key length), as int64.
 
     Null keys are hashed as empty when ``hash_null``; otherwise they are spread over the partitions
-    in runs (the bulk path's equivalent of the sticky partitioner).
+    in runs (the bulk path's equivalent of the sticky partitioner). ``lengths`` (int64, -1 for a
+    null key) spares a caller that has the key lengths a pass over the keys.
     """
     n = len(keys)
     out = np.empty(n, dtype=np.int64)
-    try:
-        lens = np.fromiter(map(len, keys), np.int64, n)
-    except TypeError:
-        lens = np.fromiter((-1 if k is None else len(k) for k in keys), np.int64, n)
+    if lengths is not None:
+        lens = lengths
+    else:
+        try:
+            lens = np.fromiter(map(len, keys), np.int64, n)
+        except TypeError:
+            lens = np.fromiter((-1 if k is None else len(k) for k in keys), np.int64, n)
+    if n and int(lens.min()) == int(lens.max()) > 0:
+        # Keys of one length (the usual case): hash them all from one join, no grouping.
+        length = int(lens[0])
+        rows = np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(n, length)  # type: ignore[arg-type]
+        return (_murmur2_rows(rows) & np.uint32(0x7FFFFFFF)).astype(np.int64) % partitions
     for length in np.unique(lens).tolist():
         idx = np.flatnonzero(lens == length)
         if length < 0 and not hash_null:

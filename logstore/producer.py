@@ -35,10 +35,14 @@ from .errors import (
 )
 from .partitioner import crc32_partition, murmur2_partition, murmur2_partitions
 from .records.batch import _timestamps as batch_timestamps
-from .records.batch import build_batch, encode_records, frame_batch
+from .records.batch import build_batch, encode_records, frame_batch, lengths_of
 from .records.compression import codec_id
 
 _OVERHEAD = 21  # bytes a record costs besides its key, value and headers (Kafka's MAX_RECORD_OVERHEAD)
+# send_many routes and encodes its input a slice at a time: at least this many records, and this
+# many per partition (a few full 1 MiB requests of small records), so slicing adds few appends.
+_SLICE_RECORDS = 1 << 18
+_SLICE_PER_PARTITION = 1 << 15
 
 
 class RecordMetadata(NamedTuple):
@@ -538,94 +542,148 @@ class Producer:
                 raise ValueError("timestamps must be ms since the epoch (non-negative)")
         elif isinstance(timestamps, int) and timestamps < 0:
             raise ValueError("timestamp must be ms since the epoch (non-negative)")
+        # Lists from here on: the slices below must be cheap and must be lists.
+        values = values if isinstance(values, list) else list(values)
+        if keys is not None and not isinstance(keys, list):
+            keys = list(keys)
+        # One pass over each column for its lengths (-1 for None), shared by routing, sizing and
+        # encoding.
+        vlens = lengths_of(values, "value")
+        klens = lengths_of(keys, "key") if keys is not None else None
         # Records sent earlier with send() to these partitions go first (order per partition).
         self._drain()
-        if partition is not None:
-            if isinstance(partition, bool) or not isinstance(partition, int) or not 0 <= partition < count:
-                raise UnknownPartitionError(topic, partition, count)
-            parts = np.full(n, partition, dtype=np.int64)
-        elif keys is None:
-            per = max(1, self._batch_size // 128)
-            start = int(self._rng.integers(count))
-            parts = (np.arange(n, dtype=np.int64) // per + start) % count
-        elif self._hash is murmur2_partition:
-            parts = murmur2_partitions(keys, count, hash_null=self._hash_null, rng=self._rng)
-        else:
-            parts = np.fromiter((self._route(state, k) for k in keys), np.int64, n)
+        if partition is not None and (
+            isinstance(partition, bool) or not isinstance(partition, int) or not 0 <= partition < count
+        ):
+            raise UnknownPartitionError(topic, partition, count)
+        per = max(1, self._batch_size // 128)
+        spread = int(self._rng.integers(count))
+
+        def route(lo: int, hi: int) -> np.ndarray:
+            """The partitions of records lo..hi-1."""
+            if partition is not None:
+                return np.full(hi - lo, partition, dtype=np.int64)
+            if keys is None:  # null keys: runs of ``per`` records, partition after partition
+                return (np.arange(lo, hi, dtype=np.int64) // per + spread) % count
+            if self._hash is murmur2_partition:
+                return murmur2_partitions(
+                    keys[lo:hi], count, hash_null=self._hash_null, rng=self._rng, lengths=klens[lo:hi]
+                )
+            return np.fromiter((self._route(state, k) for k in keys[lo:hi]), np.int64, hi - lo)
+
         offsets = np.full(n, -1, dtype=np.int64)
         if timestamps is None:
             timestamps = time.time_ns() // 1_000_000
         ts_arr = None if isinstance(timestamps, int) else np.asarray(timestamps, dtype=np.int64)
-        order = np.argsort(parts, kind="stable") if count > 1 and partition is None else np.arange(n)
-        sorted_parts = parts[order]
-        bounds = np.flatnonzero(np.diff(sorted_parts)) + 1 if n else np.zeros(0, np.int64)
-        starts = np.concatenate(([0], bounds)) if n else np.zeros(0, np.int64)
-        ends = np.concatenate((bounds, [n])) if n else np.zeros(0, np.int64)
         limit = state.limit
         codec = self._codec if cfg.compression_type == "producer" else cfg.compression_type
         codec = "none" if codec == "uncompressed" else codec
-        sizes = _OVERHEAD + _lengths_or_zero(values)
-        if keys is not None:
-            sizes += _lengths_or_zero(keys)
+        sizes = _OVERHEAD + np.maximum(vlens, 0)
+        if klens is not None:
+            sizes += np.maximum(klens, 0)
         if headers is not None:
             sizes += np.fromiter(map(headers_size, headers), np.int64, n)
         if n and int(sizes.max()) > limit:
             i = int(np.argmax(sizes))
-            raise self._too_large(state, int(parts[i]), int(sizes[i]))
+            raise self._too_large(state, int(route(i, i + 1)[0]), int(sizes[i]))
         gather = count > 1 and partition is None
-        # Build (Python encoding + lz4) here while one appender thread writes and fsyncs the previous
-        # batch: lz4, the write and the fsync release the GIL, so the two overlap on two cores.
-        work: queue.Queue[Any] = queue.Queue(maxsize=2)
+        # A three-stage pipeline: this thread encodes (Python, holding the GIL), one thread
+        # compresses and frames (lz4 and CRC-32C release the GIL) and one appends (write and fsync
+        # release it too). Each stage is FIFO, so batches reach a partition in input order.
+        compress_q: queue.Queue[Any] = queue.Queue(maxsize=2)
+        append_q: queue.Queue[Any] = queue.Queue(maxsize=2)
         failure: list[BaseException] = []
 
-        def appender() -> None:
+        def framer(item: tuple[Any, ...]) -> tuple[Any, ...]:
+            log, records, count, base_ts, max_ts, where = item
+            return log, frame_batch(records, count, base_ts, max_ts, compression_type=codec), where
+
+        def appender(item: tuple[Any, ...]) -> None:
+            log, batch, where = item
+            r = log.append(batch, validate=False)
+            offsets[where] = np.arange(r.first_offset, r.last_offset + 1)
+
+        def stage(inbox: queue.Queue[Any], fn: Callable[[Any], Any], outbox: queue.Queue[Any] | None) -> None:
+            # After a failure the framing stage stops, and the last stage stops after a failure of
+            # its own: the batches before the failed one are appended, none after it. Either keeps
+            # draining its inbox, so no put() upstream blocks.
+            failed = False
             while True:
-                item = work.get()
+                item = inbox.get()
                 if item is None:
+                    if outbox is not None:
+                        outbox.put(None)
                     return
-                if failure:
+                if failed or (failure and outbox is not None):
                     continue
-                log, records, count, base_ts, max_ts, where = item
                 try:
-                    batch = frame_batch(records, count, base_ts, max_ts, compression_type=codec)
-                    r = log.append(batch, validate=False)
-                    offsets[where] = np.arange(r.first_offset, r.last_offset + 1)
+                    out = fn(item)
+                    if outbox is not None:
+                        outbox.put(out)
                 except BaseException as e:
+                    failed = True
                     failure.append(e)
 
-        thread = threading.Thread(target=appender, name="logstore-send-many", daemon=True)
-        thread.start()
+        threads = [
+            threading.Thread(target=stage, args=(compress_q, framer, append_q), name="logstore-frame", daemon=True),
+            threading.Thread(target=stage, args=(append_q, appender, None), name="logstore-append", daemon=True),
+        ]
+        for t in threads:
+            t.start()
+        work = compress_q
+        # Route, sort and encode a slice of the input at a time, so the other stages start on the
+        # first slice's batches while this thread works on the next.
+        step = max(_SLICE_RECORDS, count * _SLICE_PER_PARTITION)
+        parts = np.empty(n, dtype=np.int64)
         try:
-            for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
+            for lo in range(0, n, step):
                 if failure:
                     break
-                p = int(sorted_parts[s])
-                idx = order[s:e]
-                il = idx.tolist()
-                vals = _gather(values, il) if gather else list(values)
-                ks = None if keys is None else (_gather(keys, il) if gather else list(keys))
-                hs = None if headers is None else _gather(headers, il)
-                cum = np.cumsum(sizes[idx])
-                log = self._store.partition(topic, p)
-                pos, m, done_bytes = 0, len(il), 0
-                while pos < m and not failure:
-                    # As many records as fit the request limit (at least one), uncompressed.
-                    end = max(pos + 1, int(np.searchsorted(cum, done_bytes + limit - 61, side="right")))
-                    end = min(end, pos + 65536, m)
-                    chunk_ts: Any = timestamps if ts_arr is None else ts_arr[idx[pos:end]]
-                    base_ts, max_ts, deltas = batch_timestamps(end - pos, chunk_ts, None)
-                    records = encode_records(
-                        vals[pos:end],
-                        ks[pos:end] if ks is not None else None,
-                        deltas,
-                        hs[pos:end] if hs is not None else None,
-                    )
-                    work.put((log, records, end - pos, base_ts, max_ts, idx[pos:end]))
-                    done_bytes = int(cum[end - 1])
-                    pos = end
+                hi = min(n, lo + step)
+                parts[lo:hi] = route(lo, hi)
+                if gather:
+                    # numpy's stable sort of 16-bit ints is a radix sort: much faster than int64's.
+                    key = parts[lo:hi].astype(np.int16) if count <= 0x7FFF else parts[lo:hi]
+                    order = np.argsort(key, kind="stable") + lo
+                else:
+                    order = np.arange(lo, hi)
+                sorted_parts = parts[order]
+                bounds = np.flatnonzero(np.diff(sorted_parts)) + 1
+                for s, e in zip([0, *bounds.tolist()], [*bounds.tolist(), hi - lo], strict=True):
+                    if failure:
+                        break
+                    p = int(sorted_parts[s])
+                    idx = order[s:e]
+                    il = idx.tolist()
+                    vals = _gather(values, il) if gather else values[lo:hi]
+                    ks = None if keys is None else (_gather(keys, il) if gather else keys[lo:hi])
+                    hs = None if headers is None else _gather(headers, il)
+                    vl = vlens[idx]
+                    kl = None if klens is None else klens[idx]
+                    cum = np.cumsum(sizes[idx])
+                    log = self._store.partition(topic, p)
+                    pos, m, done_bytes = 0, len(il), 0
+                    while pos < m and not failure:
+                        # As many records as fit the request limit (at least one), uncompressed.
+                        end = max(pos + 1, int(np.searchsorted(cum, done_bytes + limit - 61, side="right")))
+                        end = min(end, pos + 65536, m)
+                        chunk_ts: Any = timestamps if ts_arr is None else ts_arr[idx[pos:end]]
+                        base_ts, max_ts, deltas = batch_timestamps(end - pos, chunk_ts, None)
+                        records = encode_records(
+                            vals[pos:end],
+                            ks[pos:end] if ks is not None else None,
+                            deltas,
+                            hs[pos:end] if hs is not None else None,
+                            value_lengths=vl[pos:end],
+                            key_lengths=kl[pos:end] if kl is not None else None,
+                        )
+                        work.put((log, records, end - pos, base_ts, max_ts, idx[pos:end]))
+                        done_bytes = int(cum[end - 1])
+                        pos = end
         finally:
             work.put(None)
-            thread.join()
+            for t in threads:
+                t.join()
         if failure:
             raise failure[0]
         return BulkResult(topic, parts, offsets)

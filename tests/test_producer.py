@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
+import logstore.producer as producer_module
 from logstore import (
     InvalidConfigError,
     LogClosedError,
+    LogStoreError,
     Producer,
     RecordMetadata,
     RecordTooLargeError,
@@ -235,7 +237,11 @@ def test_many_threads_one_producer_exactly_once_in_order(store):
         assert all(by_offset[md.offset] == f"{tag}-{i}".encode() for i, md in enumerate(mds))
 
 
-def test_send_many_routes_and_reports_offsets(store):
+@pytest.mark.parametrize("sliced", [False, True])
+def test_send_many_routes_and_reports_offsets(store, monkeypatch, sliced):
+    if sliced:  # route and encode 700 records at a time: the order must hold across slices
+        monkeypatch.setattr(producer_module, "_SLICE_RECORDS", 700)
+        monkeypatch.setattr(producer_module, "_SLICE_PER_PARTITION", 1)
     store.create_topic("t", 5)
     keys = [b"user-%05d" % (i % 97) for i in range(5000)]
     vals = [b"value-%d" % i for i in range(5000)]
@@ -384,3 +390,32 @@ def test_flush_from_a_callback_raises_instead_of_deadlocking(store):
     prod.send("t", b"x", on_delivery=callback).get(5)
     prod.close(timeout=5)
     assert len(errors) == 1 and "on_delivery callback" in str(errors[0])
+
+
+@pytest.mark.parametrize("stage", ["frame", "append"])
+def test_send_many_stops_at_a_failed_stage_and_keeps_what_was_appended(store, monkeypatch, stage):
+    """A failure in the framing or the appending thread is raised by send_many (no hang), and the
+    batches appended before it stay, in order."""
+    store.create_topic("t", 1)
+    calls = []
+
+    def failing(real):
+        def wrapper(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == 3:
+                raise LogStoreError(f"injected {stage} failure", "nothing to do")
+            return real(*args, **kwargs)
+
+        return wrapper
+
+    if stage == "frame":
+        monkeypatch.setattr(producer_module, "frame_batch", failing(producer_module.frame_batch))
+    else:
+        monkeypatch.setattr(PartitionLog, "append", failing(PartitionLog.append))
+    vals = [b"v%05d" % i for i in range(3000)]
+    # About 180 records per append.
+    with Producer(store, max_request_size=2000) as prod, pytest.raises(LogStoreError, match=f"injected {stage}"):
+        prod.send_many("t", vals)
+    kept = store.read("t", 0, 0, max_records=10**6).values
+    assert 0 < len(kept) < len(vals) and kept == vals[: len(kept)]
+    assert len(batches_of(store, "t", 0)) == 2

@@ -355,31 +355,44 @@ class RecordArrays:
 # --- building -------------------------------------------------------------------------------------
 
 
-def _lengths(items: Sequence[bytes | None], what: str) -> tuple[int | None, np.ndarray | None, Sequence[bytes]]:
-    """Lengths of a column of bytes (-1 for None) and the column with None replaced by b"".
+def lengths_of(items: Sequence[bytes | None], what: str) -> np.ndarray:
+    """Byte length of each item of a column of keys or values as int64, -1 for None. Raises
+    TypeError naming the first item that is neither bytes-like nor None."""
+    n = len(items)
+    try:
+        return np.fromiter(map(len, items), np.int64, n)
+    except TypeError:
+        pass
+    lens = np.empty(n, np.int64)
+    for i, item in enumerate(items):
+        if item is None:
+            lens[i] = -1
+        elif isinstance(item, (bytes, bytearray, memoryview)):
+            lens[i] = len(item)
+        else:
+            raise TypeError(f"record {what} {i} is {type(item).__name__}; expected bytes or None") from None
+    return lens
+
+
+def _lengths(
+    items: Sequence[bytes | None], what: str, lens: np.ndarray | None = None
+) -> tuple[int | None, np.ndarray | None, Sequence[bytes]]:
+    """Lengths of a column of bytes (-1 for None; ``lens`` when the caller has them) and the
+    column with None replaced by b"".
 
     Returns ``(constant, lengths, items)``: ``constant`` is the common length when every item has
     the same one (then ``lengths`` is None and no numpy work is needed), else None.
     """
-    try:
-        lens = list(map(len, items))
-    except TypeError:
-        lens = []
-        out: list[bytes] = []
-        for i, item in enumerate(items):
-            if item is None:
-                lens.append(-1)
-                out.append(b"")
-            elif isinstance(item, (bytes, bytearray, memoryview)):
-                lens.append(len(item))
-                out.append(item)
-            else:
-                raise TypeError(f"record {what} {i} is {type(item).__name__}; expected bytes or None") from None
-        items = out
-    lo, hi = min(lens), max(lens)
+    if lens is None:
+        lens = lengths_of(items, what)
+    elif len(lens) != len(items):
+        raise ValueError(f"{len(lens)} {what} lengths for {len(items)} {what}s")
+    lo, hi = int(lens.min()), int(lens.max())
+    if lo < 0:
+        items = [b"" if item is None else item for item in items]
     if lo == hi:
         return lo, None, items
-    return None, np.array(lens, dtype=np.int64), items
+    return None, lens, items
 
 
 def _encode_headers(headers: Sequence[tuple[str, bytes | None]] | None) -> bytes:
@@ -434,11 +447,16 @@ def encode_records(
     keys: Sequence[bytes | None] | None = None,
     timestamp_deltas: np.ndarray | None = None,
     headers: Sequence[Sequence[tuple[str, bytes | None]] | None] | None = None,
+    *,
+    value_lengths: np.ndarray | None = None,
+    key_lengths: np.ndarray | None = None,
 ) -> bytes:
     """Encode the records section of a batch (uncompressed): record i gets offsetDelta i.
 
     ``timestamp_deltas`` is an int64 array (ms after the batch's base timestamp), None for all 0.
-    Raises TypeError when a key or value is not bytes-like or None.
+    ``value_lengths`` / ``key_lengths`` (int64, -1 for None, as :func:`lengths_of` gives) spare a
+    caller that has them a second pass over the columns. Raises TypeError when a key or value is
+    not bytes-like or None.
 
     Each record is assembled from a few pieces looked up in tables (lengths, deltas) and the
     caller's own key and value objects; one ``bytes.join`` builds the whole section.
@@ -446,7 +464,7 @@ def encode_records(
     n = len(values)
     if n == 0:
         return b""
-    vconst, vlens, values = _lengths(values, "value")
+    vconst, vlens, values = _lengths(values, "value", value_lengths)
     if keys is not None and len(keys) != n:
         raise ValueError(f"{len(keys)} keys for {n} values; pass one key (or None) per value")
     if headers is not None and not any(headers):
@@ -473,7 +491,7 @@ def encode_records(
         od_suffix = b"\x01"
         const += 1
     else:
-        kconst, klens, key_col = _lengths(keys, "key")
+        kconst, klens, key_col = _lengths(keys, "key", key_lengths)
         if kconst is not None:
             od_suffix = encode_varint(kconst)
             const += len(od_suffix) + max(kconst, 0)
