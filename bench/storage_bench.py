@@ -66,7 +66,14 @@ from crc32c import crc32c  # noqa: E402
 import logstore  # noqa: E402
 from logstore import LogStore, PartitionLog, build_batch  # noqa: E402
 from logstore.records import compression  # noqa: E402
-from logstore.records.batch import RECORD_BATCH_OVERHEAD, decode_batch, encode_records, read_header  # noqa: E402
+from logstore.records.batch import (  # noqa: E402
+    RECORD_BATCH_OVERHEAD,
+    _timestamps,
+    decode_batch,
+    encode_records,
+    frame_batch,
+    read_header,
+)
 
 EVENTS = os.path.join(REPO, "data", "events.jsonl")
 RESULTS_DIR = os.path.join(REPO, "bench", "results")
@@ -619,6 +626,69 @@ def append_stream_pipelined(
     return waits
 
 
+def append_stream_staged(
+    log: PartitionLog, ev: Events, records: int, batch: int, *, depth: int = 2
+) -> dict[str, float]:
+    """Three stages, as ``Producer.send_many`` runs them: this thread encodes the records
+    (``encode_records``, Python), one thread compresses and frames them (``frame_batch``: lz4 and
+    CRC-32C release the GIL) and one appends (``log.append(batch, validate=False)``: pwritev and
+    fsync release it too), joined by ``queue.Queue(maxsize=depth)``. The log and its offsets are
+    the same as append_stream's. Returns the seconds this thread spent encoding."""
+    values, keys = ev.columns(batch)
+    first = log.next_offset
+    end = first + records
+    to_frame: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    to_append: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    failed: list[BaseException] = []
+
+    def stage(inbox: queue.Queue[Any], outbox: queue.Queue[Any] | None) -> None:
+        while (item := inbox.get()) is not None:
+            if failed:
+                continue  # keep draining so no stage upstream blocks
+            try:
+                if outbox is not None:
+                    o, rec, k, base_ts, max_ts = item
+                    outbox.put((o, frame_batch(rec, k, base_ts, max_ts, compression_type="lz4")))
+                else:
+                    o, data = item
+                    result = log.append(data, validate=False)
+                    if result.first_offset != o:
+                        raise AssertionError(f"append landed at {result.first_offset}, expected {o}")
+            except BaseException as e:  # surfaced by this thread
+                failed.append(e)
+        if outbox is not None:
+            outbox.put(None)
+
+    workers = [
+        threading.Thread(target=stage, args=(to_frame, to_append), name="bench-frame", daemon=True),
+        threading.Thread(target=stage, args=(to_append, None), name="bench-append", daemon=True),
+    ]
+    for w in workers:
+        w.start()
+    encoding = 0.0
+    clock = time.perf_counter
+    try:
+        for o in range(first, end, batch):
+            if failed:
+                break
+            s = o % ev.n
+            k = min(batch, end - o)
+            t0 = clock()
+            base_ts, max_ts, deltas = _timestamps(k, ev.stamps(o, k), None)
+            rec = encode_records(values[s : s + k], keys[s : s + k], deltas)
+            encoding += clock() - t0
+            to_frame.put((o, rec, k, base_ts, max_ts))
+    finally:
+        to_frame.put(None)
+        for w in workers:
+            w.join()
+    if failed:
+        raise failed[0]
+    if log.next_offset != end:
+        raise AssertionError(f"the log ends at {log.next_offset}, expected {end}")
+    return {"encode_s": encoding}
+
+
 def kafka_batch_records(ev: Events) -> int:
     """Records per batch of a default-configured Kafka producer with these records: the most whose
     uncompressed records section fits batch.size (16384 bytes). Every sample value is 100 bytes and
@@ -938,13 +1008,24 @@ class Bench:
             ("b3", FSYNC_NEVER),  # the same without fsync: the CPU ceiling of one thread
             ("b4", FSYNC_EVERY_APPEND),  # two builder threads, this thread appends in order
             ("b5", FSYNC_EVERY_APPEND),  # pipelined: this thread builds, one appender thread appends
+            ("b6", FSYNC_EVERY_APPEND),  # three stages as send_many: encode | compress + frame | append
         ]
         progress(
             f"b: build_batch(lz4, {n} records) + append, {total:,} records per variant in {rounds} "
-            "interleaved rounds: b1 one thread, b2 validate=True, b3 no fsync, b4 2 build threads, b5 pipelined"
+            "interleaved rounds: b1 one thread, b2 validate=True, b3 no fsync, b4 2 build threads, b5 pipelined, "
+            "b6 three stages"
         )
         logs = {rid: open_log(self.root, f"b-{rid}", config) for rid, config in variants}
-        keys = ("elapsed_s", "cpu_s", "build_s", "append_s", "builder_cpu_s", "builder_blocked_s", "appender_idle_s")
+        keys = (
+            "elapsed_s",
+            "cpu_s",
+            "build_s",
+            "append_s",
+            "builder_cpu_s",
+            "builder_blocked_s",
+            "appender_idle_s",
+            "encode_s",
+        )
         spent = {rid: dict.fromkeys(keys, 0.0) for rid, _ in variants}
         round_rps: dict[str, list[float]] = {rid: [] for rid, _ in variants}
         try:
@@ -959,6 +1040,8 @@ class Bench:
                         split: dict[str, float] = {}
                     elif rid == "b5":
                         split = append_stream_pipelined(log, ev, per_round, n, depth=4)
+                    elif rid == "b6":
+                        split = append_stream_staged(log, ev, per_round, n)
                     else:
                         split = append_stream(log, ev, per_round, n, validate=rid == "b2")
                     dt = time.perf_counter() - t0
@@ -1023,8 +1106,17 @@ class Bench:
                     what = "  same, 2 build threads + appending thread"
                     note = "build_batch in 2 threads, appends in order in the main thread; " + rounds_note + versus
                     self.add(Result(rid, what, rps, "rec/s", note=note, extra=extra))
+                elif rid == "b6":
+                    what = "three stages (as send_many): encode | lz4 + frame thread | append thread"
+                    note = (
+                        "main thread encode_records, one thread frame_batch (lz4, CRC-32C), one thread appends "
+                        f"(validate=False, fsync each), queues of 2; encoding {t['encode_s'] / batches * 1e3:.2f} ms "
+                        "per batch in the main thread; " + rounds_note + versus
+                    )
+                    ok = rps >= TARGET_B_RPS
+                    self.add(Result(rid, what, rps, "rec/s", f">= {TARGET_B_RPS:,}", ok, note=note, extra=extra))
                 else:
-                    what = "pipelined: builder thread + appender thread (how the producer's sender thread will work)"
+                    what = "pipelined: builder thread + appender thread (two stages)"
                     note = (
                         "main thread builds, queue.Queue(maxsize=4), one thread appends (validate=False, fsync each); "
                         f"builder blocked on a full queue {t['builder_blocked_s'] / t['elapsed_s']:.0%} of the time, "
