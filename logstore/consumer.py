@@ -538,6 +538,25 @@ class Consumer:
         """The Record objects of the current chunk (made once, all at once)."""
         buf, tp = self._buf, self._buf_tp
         assert buf is not None and tp is not None
+        cols = buf._lists
+        if cols is not None:
+            # A few records read with scalar code (the first read after a seek): already lists.
+            self._records = list(
+                map(
+                    _new_record,
+                    zip(
+                        repeat(tp.topic),
+                        repeat(tp.partition),
+                        cols.offsets,
+                        cols.timestamps,
+                        cols.timestamp_types,
+                        cols.keys,
+                        cols.values,
+                        cols.headers,
+                    ),
+                )
+            )
+            return self._records
         n = len(buf)
         headers: Iterable[Any] = buf.headers() if buf.has_headers else repeat((), n)
         # A chunk's records are made in one go, with the cyclic GC paused: otherwise every 700 new
