@@ -14,6 +14,12 @@ Operations (what each peer does for each: its ``how``, printed in the legend, an
     consume       sequential read of every record touching key and value (iteration, fetchmany, ...)
     bulk consume  logstore's poll_columns (numpy columns, no object per record)
     seek          position at a random record and read it: median µs
+    group consume read every record as a consumer group member and commit the position (workload a)
+    time lookup   the first record at or after a timestamp: median µs (workload a)
+    retention     one pass removing the records older than the middle record's timestamp (workload a)
+
+The last three run on workload a only, on a store of their own per peer (logstore, sqlite3, Redis)
+loaded untimed with record ``i`` stamped ``T0_MS + i // 10`` (ten records per millisecond).
 
 Peers, each in the configuration its documentation gives for throughput, durability stated:
 
@@ -39,7 +45,8 @@ A peer whose package (or redis-server) is missing is reported as skipped with th
 much slower than logstore run on a prefix of the records (the same data; counts in the table and
 in ``Sizes``) so that the full run stays within 8 minutes on 2 cores.
 
-Each number is the median of 3 rounds (quick: 1); the peers take turns in every round, the order
+Every read is from a warm page cache (the header says why: this bench never drops the machine's
+page cache). Each number is the median of 3 rounds (quick: 1); the peers take turns in every round, the order
 rotating, after one untimed warm-up round on fewer records; the notes give each line's min-max.
 Every read checks the record count and the bytes of the keys and values; every seek checks it got
 the record asked for. The targets of the issue are judged PASS/FAIL at the end (quick mode:
@@ -100,7 +107,14 @@ TARGET_RAW_SHARE = 0.60  # 16 KiB produce / raw write+fsync, 16 KiB consume / pa
 TARGET_VS_REDIS = 5.0
 TARGET_VS_PERSIST_QUEUE = 100.0
 
-OPS = ("produce", "bulk produce", "consume", "bulk consume", "seek")
+OPS = ("produce", "bulk produce", "consume", "bulk consume", "seek", "group consume", "time lookup", "retention")
+LATENCY_OPS = ("seek", "time lookup")  # rows in median us per lookup
+EXTRA_OPS = ("group consume", "time lookup", "retention")  # Peer.run_extra, on EXTRA_WORKLOADS only
+EXTRA_WORKLOADS = ("a",)
+T0_MS = 1_700_000_000_000  # record i's timestamp in run_extra: T0_MS + i // RECORDS_PER_MS
+RECORDS_PER_MS = 10
+EXTRA_SEGMENTS = 32  # run_extra loads logstore's partitions in this many segments each (retention deletes whole ones)
+RETENTION_MS = 7 * 86_400_000  # retention.ms in run_extra; the pass runs with now = cutoff + RETENTION_MS
 
 
 @dataclass(frozen=True)
@@ -197,6 +211,12 @@ class Data:
         self._cum = np.concatenate(([0], np.cumsum(sizes)))
         self.parts = np.zeros(0, np.int64)  # partition of each record (logstore's routing), set later
         self.ranks = np.zeros(0, np.int64)  # offset of each record in its partition when all n are sent
+        self.ts = T0_MS + np.arange(n, dtype=np.int64) // RECORDS_PER_MS  # run_extra's timestamps (ms)
+
+    def cutoff(self, count: int) -> int:
+        """The retention pass's cutoff among the first ``count`` records: the timestamp of the middle one
+        (records older than it are due)."""
+        return int(self.ts[count // 2])
 
     def touched(self, count: int) -> int:
         """Bytes of key + value of records ``0..count-1``."""
@@ -242,6 +262,7 @@ class Outcome:
 
     seconds: dict[str, float] = field(default_factory=dict)
     seek_us: list[float] = field(default_factory=list)
+    time_us: list[float] = field(default_factory=list)  # run_extra: µs per lookup by timestamp
     facts: dict[str, Any] = field(default_factory=dict)
 
 
@@ -269,6 +290,18 @@ class Peer:
 
     def run(self, root: str, wl: Workload, data: Data, count: int, lookups: list[int]) -> Outcome:
         raise NotImplementedError
+
+    def run_extra(self, root: str, wl: Workload, data: Data, count: int, lookups: list[int]) -> Outcome:
+        """The operations of EXTRA_OPS on the first ``count`` records, stamped ``data.ts`` (loaded
+        untimed by the peer's bulk path): group consume, lookups by the timestamps of the records
+        ``lookups`` (each checked), and one retention pass dropping the records older than
+        ``data.cutoff(count)`` (facts["retention_removed"]: how many it removed)."""
+        raise NotImplementedError
+
+
+def first_at(ts: np.ndarray, target: int) -> int:
+    """Index of the first of the ascending timestamps ``ts`` that is >= ``target``."""
+    return int(np.searchsorted(ts, target, side="left"))
 
 
 def check(what: str, count: int, total: int, want_count: int, want_total: int) -> None:
@@ -298,6 +331,15 @@ class LogstorePeer(Peer):
         "consume": "for r in Consumer(store, topic, stop_at_end=True), touching r.key and r.value",
         "bulk consume": "Consumer.poll_columns(0) until None, summing key/value lengths (numpy)",
         "seek": "consumer.seek(tp, o) + consumer.poll(0) (one consumer per partition)",
+        "group consume": "for r in Consumer(store, topic, group_id=g, stop_at_end=True) (one member: joins, is "
+        "assigned all 8 partitions, reads them), then consumer.commit() (fsynced); the default auto-commit "
+        "every 5 s does not fire in so short a run",
+        "time lookup": "consumer.seek_to_time(ts, tp) + consumer.poll(0) in the partition of a random record "
+        "(offset_for_time through the time index, then the record); the note has offset_for_time alone",
+        "retention": f"store.apply_retention(topic, now=cutoff + retention.ms): deletes each partition's whole "
+        f"segments whose newest record is older than the cutoff (rename, directory fsync, unlink); the "
+        f"records were loaded by send(value, key, timestamp=ts) (the producer's default batches) in "
+        f"{EXTRA_SEGMENTS} parts, every partition rolled after each, so each holds {EXTRA_SEGMENTS} segments",
     }
 
     def run(self, root: str, wl: Workload, data: Data, count: int, lookups: list[int]) -> Outcome:
@@ -399,6 +441,88 @@ class LogstorePeer(Peer):
                 c.close()
         return out
 
+    def run_extra(self, root: str, wl: Workload, data: Data, count: int, lookups: list[int]) -> Outcome:
+        out = Outcome()
+        path = fresh(root, "logstore-extra")
+        ts = data.ts[:count]
+        parts = data.parts[:count]
+        with LogStore(path) as store:
+            store.create_topic(TOPIC, PARTITIONS, config={"retention.ms": RETENTION_MS})
+            tsl = ts.tolist()
+            with Producer(store, compression_type=wl.codec) as prod:
+                send = prod.send
+                step = -(-count // EXTRA_SEGMENTS)
+                for s in range(0, count, step):
+                    e = min(count, s + step)
+                    for v, k, t in zip(data.vals[s:e], data.keys[s:e], tsl[s:e], strict=True):
+                        send(TOPIC, v, k, timestamp=t)
+                    prod.flush()
+                    for p in range(PARTITIONS):
+                        store.partition(TOPIC, p).roll()
+            # group consume
+            touched = data.touched(count)
+            t0 = time.perf_counter()
+            consumer = Consumer(store, TOPIC, group_id="bench", stop_at_end=True)
+            it = iter(consumer)
+            r = next(it)  # the join: the group's first generation, all 8 partitions assigned to this member
+            first_s = time.perf_counter() - t0
+            total, n = len(r.key) + len(r.value), 1
+            for r in it:
+                total += len(r.key) + len(r.value)
+                n += 1
+            t1 = time.perf_counter()
+            consumer.commit()
+            out.seconds["group consume"] = time.perf_counter() - t0
+            out.facts["group_join_ms"] = round(first_s * 1000, 1)
+            out.facts["group_commit_ms"] = round((time.perf_counter() - t1) * 1000, 2)
+            committed = consumer.committed(TopicPartition(TOPIC, 0))
+            consumer.close(autocommit=False)
+            check("logstore group consume", n, total, count, touched)
+            if committed is None:
+                raise AssertionError("logstore group consume: nothing committed for partition 0")
+            # lookup by timestamp
+            stamps = {p: ts[parts == p] for p in range(PARTITIONS)}
+            consumers = {}
+            for p in range(PARTITIONS):
+                c = Consumer(store)
+                c.assign([TopicPartition(TOPIC, p)])
+                consumers[p] = c
+            logs = {p: store.partition(TOPIC, p) for p in range(PARTITIONS)}
+            clock = time.perf_counter_ns
+            oft = []
+            try:
+                for i in lookups:
+                    p, target = int(parts[i]), int(ts[i])
+                    want = first_at(stamps[p], target)
+                    c, tp = consumers[p], TopicPartition(TOPIC, p)
+                    t0n = clock()
+                    c.seek_to_time(target, tp)
+                    r = c.poll(0)
+                    out.time_us.append((clock() - t0n) / 1000)
+                    if r is None or r.offset != want or r.timestamp != target:
+                        raise AssertionError(f"seek_to_time({target}) in {p} returned {r!r}, expected offset {want}")
+                    t0n = clock()
+                    found = logs[p].offset_for_time(target)
+                    oft.append((clock() - t0n) / 1000)
+                    if found is None or found.offset != want:
+                        raise AssertionError(f"offset_for_time({target}) in {p} returned {found!r}")
+            finally:
+                for c in consumers.values():
+                    c.close()
+            out.facts["offset_for_time_us"] = round(statistics.median(oft), 2) if oft else None
+            # retention
+            segments = sum(len(logs[p].segments) for p in range(PARTITIONS))
+            t0 = time.perf_counter()
+            res = store.apply_retention(TOPIC, now=data.cutoff(count) + RETENTION_MS)
+            out.seconds["retention"] = time.perf_counter() - t0
+            removed = sum(r.log_start_offset for r in res)
+            if any(r.log_start_offset > first_at(stamps[r.partition], data.cutoff(count)) for r in res):
+                raise AssertionError("logstore retention removed records newer than the cutoff")
+            out.facts["retention_removed"] = removed
+            out.facts["retention_segments"] = f"{sum(r.segments_deleted for r in res)} of {segments}"
+        shutil.rmtree(path, ignore_errors=True)
+        return out
+
 
 class SqlitePeer(Peer):
     name = "sqlite3"
@@ -413,6 +537,12 @@ class SqlitePeer(Peer):
         "bulk produce": "BEGIN; executemany(INSERT ...) of every record; COMMIT (its documented fastest path)",
         "consume": f"SELECT key, value ... WHERE id > ? ORDER BY id, fetchmany({FETCHMANY}), touching both",
         "seek": "SELECT key, value FROM log WHERE id = ? (the rowid), fetchone",
+        "group consume": "DIY: SELECT pos FROM offsets WHERE grp = ?; SELECT ... WHERE id > pos ORDER BY id, "
+        f"fetchmany({FETCHMANY}); then BEGIN; INSERT OR REPLACE INTO offsets; COMMIT (fsync). One reader: no "
+        "membership, no sharing of the work between readers",
+        "time lookup": "SELECT id, ts, key, value FROM log WHERE ts >= ? ORDER BY ts LIMIT 1 (index on ts)",
+        "retention": "BEGIN; DELETE FROM log WHERE ts < cutoff; COMMIT; PRAGMA wal_checkpoint(TRUNCATE) "
+        "(the freed pages stay in the file for reuse; no VACUUM)",
     }
     SQL_INSERT = "INSERT INTO log (key, value) VALUES (?, ?)"
 
@@ -477,6 +607,69 @@ class SqlitePeer(Peer):
             out.seek_us.append((clock() - t0n) / 1000)
             if row is None or row[1] != vals[i]:
                 raise AssertionError(f"sqlite: row {i + 1} is {row!r}")
+        conn.close()
+        shutil.rmtree(d, ignore_errors=True)
+        return out
+
+    def run_extra(self, root: str, wl: Workload, data: Data, count: int, lookups: list[int]) -> Outcome:
+        out = Outcome()
+        d = fresh(root, "sqlite-extra")
+        ts = data.ts[:count]
+        conn = self._open(os.path.join(d, "extra.db"))
+        conn.execute("DROP TABLE log")
+        conn.execute("CREATE TABLE log (id INTEGER PRIMARY KEY, ts INTEGER NOT NULL, key BLOB, value BLOB)")
+        conn.execute("CREATE INDEX log_ts ON log (ts)")
+        conn.execute("CREATE TABLE offsets (grp TEXT PRIMARY KEY, pos INTEGER NOT NULL)")
+        conn.execute("BEGIN")
+        conn.executemany(
+            "INSERT INTO log (ts, key, value) VALUES (?, ?, ?)",
+            zip(ts.tolist(), data.keys[:count], data.vals[:count], strict=True),
+        )
+        conn.execute("COMMIT")
+        # group consume: a DIY committed position
+        t0 = time.perf_counter()
+        row = conn.execute("SELECT pos FROM offsets WHERE grp = ?", ("bench",)).fetchone()
+        pos = row[0] if row else 0
+        c = conn.execute("SELECT id, key, value FROM log WHERE id > ? ORDER BY id", (pos,))
+        c.arraysize = FETCHMANY
+        fetch = c.fetchmany
+        total = n = 0
+        last = pos
+        while True:
+            rows = fetch()
+            if not rows:
+                break
+            for _, k, v in rows:
+                total += len(k) + len(v)
+            n += len(rows)
+            last = rows[-1][0]
+        conn.execute("BEGIN")
+        conn.execute("INSERT OR REPLACE INTO offsets (grp, pos) VALUES (?, ?)", ("bench", last))
+        conn.execute("COMMIT")
+        out.seconds["group consume"] = time.perf_counter() - t0
+        check("sqlite DIY group consume", n, total, count, data.touched(count))
+        # lookup by timestamp
+        clock = time.perf_counter_ns
+        one = "SELECT id, ts, key, value FROM log WHERE ts >= ? ORDER BY ts LIMIT 1"
+        for i in lookups:
+            target = int(ts[i])
+            t0n = clock()
+            got = conn.execute(one, (target,)).fetchone()
+            out.time_us.append((clock() - t0n) / 1000)
+            want = first_at(ts, target)
+            if got is None or got[0] != want + 1 or got[1] != target or got[3] != data.vals[want]:
+                raise AssertionError(f"sqlite: ts >= {target} gave {got!r:.80}, expected row {want + 1}")
+        # retention
+        cutoff = data.cutoff(count)
+        t0 = time.perf_counter()
+        conn.execute("BEGIN")
+        removed = conn.execute("DELETE FROM log WHERE ts < ?", (cutoff,)).rowcount
+        conn.execute("COMMIT")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        out.seconds["retention"] = time.perf_counter() - t0
+        if removed != first_at(ts, cutoff):
+            raise AssertionError(f"sqlite retention removed {removed} rows, expected {first_at(ts, cutoff)}")
+        out.facts["retention_removed"] = removed
         conn.close()
         shutil.rmtree(d, ignore_errors=True)
         return out
@@ -652,6 +845,11 @@ class RedisPeer(Peer):
             "produce": f"XADD events * k <key> v <value>, pipelined {REDIS_PIPELINE} at a time (redis-py + hiredis)",
             "consume": f"XRANGE in pages of {REDIS_PAGE} (exclusive start after the last id), touching both fields",
             "seek": "XRANGE events <id> <id> COUNT 1 (ids kept from the XADD replies)",
+            "group consume": f"XGROUP CREATE, then XREADGROUP COUNT {REDIS_PAGE} and XACK of the page's ids, "
+            "pipelined (the ack of a page goes with the next read: one round trip a page)",
+            "time lookup": "XRANGE events <ms> + COUNT 1 (entries added with ids <ms>-<seq>)",
+            "retention": "XTRIM events MINID = <cutoff ms> (exact; the approximate ~ form trims whole "
+            "macro-nodes and at most 100 x stream-node-max-entries per call)",
         }
         self.version = ""
 
@@ -747,6 +945,63 @@ class RedisPeer(Peer):
                     raise AssertionError(f"redis: XRANGE {ids[i]!r} returned {got!r}")
             info = r.info("persistence")
             out.facts["aof_enabled"] = info.get("aof_enabled")
+        return out
+
+    def run_extra(self, root: str, wl: Workload, data: Data, count: int, lookups: list[int]) -> Outcome:
+        out = Outcome()
+        vals, keys = data.vals[:count], data.keys[:count]
+        ts = data.ts[:count]
+        tsl = ts.tolist()
+        with self.server(root) as r:
+            for s in range(0, count, REDIS_PIPELINE):
+                pipe = r.pipeline(transaction=False)
+                for i in range(s, min(count, s + REDIS_PIPELINE)):
+                    pipe.xadd(TOPIC, {b"k": keys[i], b"v": vals[i]}, id=f"{tsl[i]}-{i % RECORDS_PER_MS}")
+                pipe.execute()
+            # group consume
+            t0 = time.perf_counter()
+            r.xgroup_create(TOPIC, "bench", id="0")
+            total = n = acked = 0
+            ids: list[bytes] = []
+            while True:
+                pipe = r.pipeline(transaction=False)
+                if ids:
+                    pipe.xack(TOPIC, "bench", *ids)
+                pipe.xreadgroup("bench", "c1", {TOPIC: ">"}, count=REDIS_PAGE)
+                res = pipe.execute()
+                if ids:
+                    acked += res[0]
+                resp = res[-1]
+                page = resp[0][1] if resp else []
+                if not page:
+                    break
+                for _, f in page:
+                    total += len(f[b"k"]) + len(f[b"v"])
+                n += len(page)
+                ids = [e[0] for e in page]
+            out.seconds["group consume"] = time.perf_counter() - t0
+            check("redis XREADGROUP", n, total, count, data.touched(count))
+            if acked != count:
+                raise AssertionError(f"redis XACK acknowledged {acked} of {count}")
+            # lookup by timestamp
+            clock = time.perf_counter_ns
+            xrange = r.xrange
+            for i in lookups:
+                target = int(ts[i])
+                t0n = clock()
+                got = xrange(TOPIC, min=str(target), max="+", count=1)
+                out.time_us.append((clock() - t0n) / 1000)
+                want = first_at(ts, target)
+                if len(got) != 1 or got[0][0] != f"{target}-0".encode() or got[0][1][b"v"] != vals[want]:
+                    raise AssertionError(f"redis: XRANGE {target} + COUNT 1 returned {got!r:.80}")
+            # retention
+            cutoff = data.cutoff(count)
+            t0 = time.perf_counter()
+            removed = r.xtrim(TOPIC, minid=str(cutoff), approximate=False)
+            out.seconds["retention"] = time.perf_counter() - t0
+            if removed != first_at(ts, cutoff):
+                raise AssertionError(f"redis XTRIM removed {removed}, expected {first_at(ts, cutoff)}")
+            out.facts["retention_removed"] = removed
         return out
 
 
@@ -957,7 +1212,7 @@ class Bench:
         self.errors: dict[tuple[str, str], str] = {}  # (workload, peer) -> error
         # (workload, op, peer) -> per-round seconds / per-round seek latencies
         self.seconds: dict[tuple[str, str, str], list[float]] = {}
-        self.seek_rounds: dict[tuple[str, str], list[list[float]]] = {}
+        self.lat_rounds: dict[tuple[str, str, str], list[list[float]]] = {}  # (wl, op, peer): µs per lookup
         self.counts: dict[tuple[str, str], int] = {}
         self.facts: dict[tuple[str, str], dict[str, Any]] = {}
         self.data: dict[str, Data] = {}
@@ -987,36 +1242,53 @@ class Bench:
                 p.run(self.root, wl, data, count, lookups)
             except Exception as e:  # a peer that fails is reported, not dropped
                 self.fail(wl, p, e)
+            if self.has_extra(p, wl):
+                try:
+                    p.run_extra(self.root, wl, data, count, lookups)
+                except Exception as e:
+                    self.fail(wl, p, e, extra=True)
         for rnd in range(sz.rounds):
             k = rnd % len(runnable)
             order = runnable[k:] + runnable[:k]
             sb.progress(f"  round {rnd + 1}/{sz.rounds}: {' / '.join(p.name for p in order)}")
             for p in order:
-                if (wl.key, p.name) in self.errors:
-                    continue
                 count = self.count_for(p, wl)
-                lookups = [rng.randrange(count) for _ in range(per_round)]
                 p.flip = rnd % 2 == 1
-                t0 = time.perf_counter()
-                try:
-                    out = p.run(self.root, wl, data, count, lookups)
-                except Exception as e:
-                    self.fail(wl, p, e)
-                    continue
-                self.counts[(wl.key, p.name)] = count
-                for op, s in out.seconds.items():
-                    self.seconds.setdefault((wl.key, op, p.name), []).append(s)
-                if out.seek_us:
-                    self.seek_rounds.setdefault((wl.key, p.name), []).append(out.seek_us)
-                self.facts.setdefault((wl.key, p.name), {}).update(out.facts)
-                sb.progress(f"    {p.name}: {count:,} records, {time.perf_counter() - t0:.1f} s")
+                for extra in (False, True):
+                    if (wl.key, p.name + ("+extra" if extra else "")) in self.errors:
+                        continue
+                    if extra and not self.has_extra(p, wl):
+                        continue
+                    lookups = [rng.randrange(count) for _ in range(per_round)]
+                    t0 = time.perf_counter()
+                    try:
+                        run = p.run_extra if extra else p.run
+                        out = run(self.root, wl, data, count, lookups)
+                    except Exception as e:
+                        self.fail(wl, p, e, extra=extra)
+                        continue
+                    self.counts[(wl.key, p.name)] = count
+                    for op, s in out.seconds.items():
+                        self.seconds.setdefault((wl.key, op, p.name), []).append(s)
+                    for op, lat in (("seek", out.seek_us), ("time lookup", out.time_us)):
+                        if lat:
+                            self.lat_rounds.setdefault((wl.key, op, p.name), []).append(lat)
+                    self.facts.setdefault((wl.key, p.name), {}).update(out.facts)
+                    what = " (group consume, time lookup, retention)" if extra else ""
+                    sb.progress(f"    {p.name}{what}: {count:,} records, {time.perf_counter() - t0:.1f} s")
         self.make_rows(wl, data)
         sb.progress(f"workload {wl.key} done in {time.perf_counter() - t_wl:.0f} s")
 
-    def fail(self, wl: Workload, p: Peer, e: BaseException) -> None:
+    def fail(self, wl: Workload, p: Peer, e: BaseException, extra: bool = False) -> None:
         why = str(e) if isinstance(e, Skip) else f"{type(e).__name__}: {e}"
-        self.errors[(wl.key, p.name)] = why[:300]
-        sb.progress(f"    {p.name} failed on workload {wl.key}: {why[:300]}")
+        self.errors[(wl.key, p.name + ("+extra" if extra else ""))] = why[:300]
+        what = " (group consume, time lookup, retention)" if extra else ""
+        sb.progress(f"    {p.name}{what} failed on workload {wl.key}: {why[:300]}")
+
+    @staticmethod
+    def has_extra(p: Peer, wl: Workload) -> bool:
+        """Whether ``p`` runs EXTRA_OPS (``run_extra``) on ``wl``."""
+        return wl.key in EXTRA_WORKLOADS and any(op in p.how for op in EXTRA_OPS)
 
     # rows --------------------------------------------------------------------------------------------
 
@@ -1028,27 +1300,36 @@ class Bench:
         return self.op_count(wl, op, peer) / statistics.median(secs)
 
     def op_count(self, wl: str, op: str, peer: str) -> int:
-        """Records an operation handled per round (litequeue's consume reads a smaller queue)."""
+        """Records an operation handled per round (litequeue's consume reads a smaller queue; a
+        retention pass removes part of the records)."""
         count = self.counts[(wl, peer)]
         if op == "consume":
             return self.facts.get((wl, peer), {}).get("consume_records", count)
+        if op == "retention":
+            return self.facts.get((wl, peer), {}).get("retention_removed", count)
         return count
 
-    def seek_median(self, wl: str, peer: str) -> float | None:
-        rounds = self.seek_rounds.get((wl, peer))
+    def lat_median(self, wl: str, op: str, peer: str) -> float | None:
+        rounds = self.lat_rounds.get((wl, op, peer))
         if not rounds:
             return None
         return statistics.median(statistics.median(r) for r in rounds)
 
     def make_rows(self, wl: Workload, data: Data) -> None:
         for op in OPS:
+            if op in EXTRA_OPS and wl.key not in EXTRA_WORKLOADS:
+                continue
             base_rate = self.rate(wl.key, op, "logstore")
-            base_us = self.seek_median(wl.key, "logstore")
+            base_us = self.lat_median(wl.key, op, "logstore")
             for p in self.peers:
                 if op not in p.how:
                     continue
                 rid = f"{wl.key}.{op.replace(' ', '-')}.{p.name}"
-                why = self.skipped.get(p.name) or self.errors.get((wl.key, p.name))
+                key = p.name + ("+extra" if op in EXTRA_OPS else "")
+                why = self.skipped.get(p.name) or self.errors.get((wl.key, key))
+                measured = self.seconds.get((wl.key, op, p.name)) or self.lat_rounds.get((wl.key, op, p.name))
+                if not why and not measured:
+                    why = "not measured"
                 if why:
                     verdict = "n/a" if p.name in self.skipped else "ERROR"
                     self.rows.append(
@@ -1056,9 +1337,15 @@ class Bench:
                     )
                     continue
                 count = self.op_count(wl.key, op, p.name)
+                if not count:  # a retention pass that found nothing due
+                    why = f"{op}: no records (nothing was due)"
+                    self.rows.append(
+                        Row(rid, wl.key, op, p.label, p.durability, None, None, None, None, None, why, "ERROR")
+                    )
+                    continue
                 per_record = data.touched(count) / count
-                if op == "seek":
-                    rounds = self.seek_rounds[(wl.key, p.name)]
+                if op in LATENCY_OPS:
+                    rounds = self.lat_rounds[(wl.key, op, p.name)]
                     meds = [statistics.median(r) for r in rounds]
                     med = statistics.median(meds)
                     pooled = sorted(x for r in rounds for x in r)
@@ -1068,6 +1355,9 @@ class Bench:
                         f"{min(meds):.1f}-{max(meds):.1f} us; p99 {sb.percentile(pooled, 99):.1f} us; "
                         f"record range {count:,}"
                     )
+                    if op == "time lookup" and self.facts.get((wl.key, p.name), {}).get("offset_for_time_us"):
+                        oft = self.facts[(wl.key, p.name)]["offset_for_time_us"]
+                        note += f"; PartitionLog.offset_for_time alone: {oft:.1f} us (median of the last round)"
                     extra = {
                         "round_medians_us": [round(x, 2) for x in meds],
                         "p90_us": sb.percentile(pooled, 90),
@@ -1082,7 +1372,17 @@ class Bench:
                 rates = sorted(count / s for s in secs)
                 vs = base_rate / rate if base_rate else None
                 note = f"median of {len(secs)}, rounds {rates[0]:,.0f}-{rates[-1]:,.0f} rec/s"
-                if count < data.n:
+                if op == "retention":
+                    held = self.counts[(wl.key, p.name)]
+                    ms = sorted(x * 1000 for x in secs)
+                    segs = self.facts[(wl.key, p.name)].get("retention_segments")
+                    whole = f"; whole segments only: {segs} segments" if segs else ""
+                    note = (
+                        f"one pass removing {count:,} of {held:,} records (those older than the middle record's "
+                        f"timestamp{whole}), {statistics.median(ms):.1f} ms (median of {len(ms)}, rounds "
+                        f"{ms[0]:.1f}-{ms[-1]:.1f} ms)"
+                    )
+                elif count < data.n:
                     note += f"; the first {count:,} of the {data.n:,} records"
                 if p.name == "raw-file":
                     mib = self.facts.get((wl.key, p.name), {}).get("mib")
@@ -1357,7 +1657,7 @@ def plots(bench: Bench, stem: str) -> list[str]:
     out = []
     peers = [p for p in bench.peers if p.name not in bench.skipped]
     colors = {p.name: plt.get_cmap("tab10")(i % 10) for i, p in enumerate(bench.peers)}
-    ops = [op for op in OPS if op != "seek"]
+    ops = [op for op in OPS if op not in LATENCY_OPS]
     # 1. workload a: records/s by peer and operation (log scale)
     fig, ax = plt.subplots(figsize=(11, 5.5))
     width = 0.8 / max(1, len(peers))
@@ -1462,7 +1762,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{fs['free_bytes'] / 1e9:.0f} GB free)\n"
         f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
         "(other processes on the machine skew every number)\n"
-        f"{sizes.rounds} round(s) per line after an untimed warm-up; reads from a warm page cache"
+        f"{sizes.rounds} round(s) per line after an untimed warm-up\n"
+        f"reads: {cache_note()}"
     )
     sb.progress(header.replace("\n", "\n    "))
     try:
@@ -1479,7 +1780,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         body += " (quick mode: small counts, one round; indicative only)"
     load_end = sb.print_report(body, bench.results, elapsed, info["load_average_start"], bench.profiles)
-    machine = info | {"peer_versions": versions, "redis_server": redis_server}
+    machine = info | {"peer_versions": versions, "redis_server": redis_server, "page_cache": cache_note()}
     doc = sb.run_doc("bench/peers_bench.py", mode, started, elapsed, machine, load_end, sizes.__dict__)
     doc |= {
         "workloads": [w.__dict__ | {"records": sizes.records[w.key]} for w in chosen],
@@ -1520,6 +1821,24 @@ def main(argv: list[str] | None = None) -> int:
     doc["plots"] = [os.path.relpath(p, REPO) for p in plots(bench, stem)]
     sb.write_results(out, doc)
     return 0
+
+
+def cache_note() -> str:
+    """Why every read here is from a warm page cache, after looking at whether this process could drop it."""
+    knob = "/proc/sys/vm/drop_caches"
+    if not os.path.exists(knob):
+        return f"warm page cache (every file read was just written; this system has no {knob})"
+    if os.access(knob, os.W_OK):
+        return (
+            f"warm page cache (every file read was just written). {knob} is writable by this process (root), "
+            "but the bench does not write it: it empties the page cache of the whole machine, under every "
+            "other process that is running (benchmarks included), and the peers' servers keep their own "
+            "data in memory anyway (Redis), so no cold-cache numbers"
+        )
+    return (
+        f"warm page cache (every file read was just written): cold-cache reads need {knob}, which only root "
+        "can write, so they are not measured"
+    )
 
 
 def sb_version(dist: str) -> str:
