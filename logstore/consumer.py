@@ -37,7 +37,6 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from functools import partial
 from itertools import repeat
 from typing import Any, NamedTuple
 
@@ -89,7 +88,12 @@ _RESETS = ("earliest", "latest", "none")
 _FIRST_WAIT = 0.001  # seconds: the first back-off step while waiting for data
 _REBALANCE_WAIT = 0.01  # seconds: the longest back-off step while the group rebalances
 
-_new_record = partial(tuple.__new__, Record)
+
+def _records(tp: TopicPartition, n: int, columns: Iterable[Iterable[Any]]) -> list[Record]:
+    """``n`` Records of ``tp`` from parallel columns (offsets, timestamps, timestamp types, keys,
+    values, headers), made at C level: ``tuple.__new__(Record, row)`` over a zip of the columns."""
+    rows = zip(repeat(tp.topic, n), repeat(tp.partition, n), *columns, strict=True)
+    return list(map(tuple.__new__, repeat(Record, n), rows))
 
 
 def _config(config: Mapping[str, Any] | None, kwargs: Mapping[str, Any]) -> dict[str, Any]:
@@ -541,20 +545,10 @@ class Consumer:
         cols = buf._lists
         if cols is not None:
             # A few records read with scalar code (the first read after a seek): already lists.
-            self._records = list(
-                map(
-                    _new_record,
-                    zip(
-                        repeat(tp.topic),
-                        repeat(tp.partition),
-                        cols.offsets,
-                        cols.timestamps,
-                        cols.timestamp_types,
-                        cols.keys,
-                        cols.values,
-                        cols.headers,
-                    ),
-                )
+            self._records = _records(
+                tp,
+                len(cols),
+                (cols.offsets, cols.timestamps, cols.timestamp_types, cols.keys, cols.values, cols.headers),
             )
             return self._records
         n = len(buf)
@@ -574,22 +568,15 @@ class Consumer:
 
     @staticmethod
     def _build(buf: RecordArrays, tp: TopicPartition, n: int, headers: Iterable[Any]) -> list[Record]:
-        return list(
-            map(
-                _new_record,
-                zip(
-                    repeat(tp.topic, n),
-                    repeat(tp.partition, n),
-                    buf.offsets_list(),
-                    buf.timestamps_list(),
-                    buf.timestamp_types(),
-                    buf.keys(),
-                    buf.values(),
-                    headers,
-                    strict=True,
-                ),
-            )
+        columns = (
+            buf.offsets_list(),
+            buf.timestamps_list(),
+            buf.timestamp_types(),
+            buf.keys(),
+            buf.values(),
+            headers,
         )
+        return _records(tp, n, columns)
 
     def _buffered(self) -> bool:
         return self._buf is not None and self._next_i < len(self._buf)
