@@ -46,6 +46,7 @@ bench: $(STAMP) data/events.jsonl
 	$(BIN)/python bench/group_bench.py
 	$(BIN)/python bench/retention_bench.py
 	$(BIN)/python bench/peers_bench.py
+	$(BIN)/python bench/scaling_bench.py
 
 bench-quick: $(STAMP) data/events.jsonl
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
@@ -55,6 +56,7 @@ bench-quick: $(STAMP) data/events.jsonl
 	$(BIN)/python bench/group_bench.py --quick
 	$(BIN)/python bench/retention_bench.py --quick
 	$(BIN)/python bench/peers_bench.py --quick
+	$(BIN)/python bench/scaling_bench.py --quick
 
 clean:
 	rm -rf $(VENV) data/store build *.egg-info
