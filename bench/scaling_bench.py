@@ -383,7 +383,7 @@ class Bench:
         store_ms = sorted(r["store_s"] * 1000 for r in runs)
         all_ms = sorted(r["all_s"] * 1000 for r in runs)
         what = f"{segs:,} segments in {sz.open_partitions} partitions"
-        rng = lambda xs: f"runs {xs[0]:.0f}-{xs[-1]:.0f} ms" if len(xs) > 1 else "one run"  # noqa: E731
+        rng = lambda xs: f"runs {xs[0]:.1f}-{xs[-1]:.1f} ms" if len(xs) > 1 else "one run"  # noqa: E731
         self.add(
             Result(
                 "2.store",
@@ -720,18 +720,18 @@ def plots(bench: Bench, stem: str) -> list[str]:
         ax.plot([x[0] for x in s], [x[1] / 1024 for x in s], color="tab:red", label="RSS (VmRSS)")
         ax.set_xlabel("seconds since the read started")
         ax.set_ylabel("RSS, MiB")
-        ax.set_ylim(bottom=0)
+        ax.set_ylim(0, max(x[1] for x in s) / 1024 * 1.3)
         ax2 = ax.twinx()
         ax2.plot([x[0] for x in s], [x[2] / 1e6 for x in s], color="tab:gray", alpha=0.5, label="records read")
         ax2.set_ylabel("records read, millions")
-        ax2.set_ylim(bottom=0)
+        ax2.set_ylim(0, max(x[2] for x in s) / 1e6 * 1.3)
         ax.set_title(
             f"RSS while one consumer reads {bench.rss['records']:,} records ({bench.rss['bytes'] / 1e9:.2f} GB)"
         )
         ax.grid(alpha=0.3)
         h1, l1 = ax.get_legend_handles_labels()
         h2, l2 = ax2.get_legend_handles_labels()
-        ax.legend(h1 + h2, l1 + l2, fontsize=8, loc="lower right")
+        ax.legend(h1 + h2, l1 + l2, fontsize=8, loc="upper left")
         fig.tight_layout()
         path = f"{stem}-rss.png"
         fig.savefig(path, dpi=110)
