@@ -35,7 +35,7 @@ Lines:
                  copy of the producer's batches): RSS at start, max and end, and the growth from 10%
                  to 90% of the read; plotted over time
 
-Run from the repository root: ``python bench/scaling_bench.py`` (about 5 minutes on 2 cores) or
+Run from the repository root: ``python bench/scaling_bench.py`` (about 3 minutes on 2 cores) or
 ``--quick`` (under a minute). Prints a table to stdout (progress to stderr), writes
 ``bench/results/<date>-scaling[-quick].json`` and the plots ``<date>-scaling[-quick]-seek.png`` and
 ``-rss.png`` beside it. Every read is from a warm page cache (the files were just written).
