@@ -324,6 +324,18 @@ def cli_command() -> list[str]:
     return [exe] if os.path.exists(exe) else [sys.executable, "-m", "cli"]
 
 
+def shown_command() -> list[str]:
+    """cli_command() as recorded in the results: no path of this machine (relative to the
+    repository inside it, else the program's name)."""
+
+    def shown(part: str) -> str:
+        if not os.path.isabs(part):
+            return part
+        return os.path.relpath(part, REPO) if part.startswith(REPO + os.sep) else os.path.basename(part)
+
+    return [shown(part) for part in cli_command()]
+
+
 def cli_available() -> tuple[bool, str]:
     cmd = [*cli_command(), "consume", "--help"]
     try:
@@ -619,7 +631,7 @@ class Bench:
                 {
                     "seconds": times,
                     "first_run_seconds": first_s,
-                    "command": [*cli_command(), "--dir", "D", "consume", "events", "-e"],
+                    "command": [*shown_command(), "--dir", "D", "consume", "events", "-e"],
                 },
             )
         )

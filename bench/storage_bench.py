@@ -237,8 +237,7 @@ def filesystem_of(path: str) -> dict[str, Any]:
         if inside and len(mount) >= len(best[0]):
             best = (mount, fstype, device, options)
     st = os.statvfs(real)
-    return {
-        "path": real,
+    return {  # the bench directory itself is a temporary name: not recorded
         "mount_point": best[0],
         "type": best[1],
         "device": best[2],
