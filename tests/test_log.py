@@ -114,6 +114,42 @@ def test_offset_for_time_with_out_of_order_timestamps(open_log):
     assert log.offset_for_time(BASE_TS + 55).offset == 2
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    batches=st.lists(st.lists(st.integers(0, 500), min_size=1, max_size=12), min_size=1, max_size=25),
+    start=st.integers(0, 60),
+    probes=st.lists(st.integers(-5, 510), min_size=1, max_size=12),
+)
+def test_offset_for_time_matches_a_scan_of_every_record(tmp_path_factory, batches, start, probes):
+    """Against the definition: the first record at or after the log start whose timestamp is >=
+    the one asked for. Timestamps go up and down within and across batches, segments roll."""
+    from logstore.config import TopicConfig
+    from logstore.storage.log import PartitionLog
+
+    d = tmp_path_factory.mktemp("oft") / "t-0"
+    config = TopicConfig.from_layers({"segment.bytes": 600, "index.interval.bytes": 100})
+    log = PartitionLog(str(d), "t", 0, config)
+    try:
+        stamps = []
+        for b in batches:
+            ts = [BASE_TS + t for t in b]
+            log.append_records([b"v%d" % i for i in range(len(ts))], timestamps=ts)
+            stamps.extend(ts)
+        start = min(start, len(stamps))
+        log.delete_records(start)
+        lso = log.log_start_offset
+        for p in probes:
+            want = next(((o, t) for o, t in enumerate(stamps) if o >= lso and t >= BASE_TS + p), None)
+            got = log.offset_for_time(BASE_TS + p)
+            assert (got.offset, got.timestamp) == want if want else got is None, (p, lso)
+        live = [(t, o) for o, t in enumerate(stamps) if o >= lso]
+        best = max(t for t, _ in live) if live else None
+        want_max = min(o for t, o in live if t == best) if live else None
+        assert log.offset_of_max_timestamp() == want_max
+    finally:
+        log.close()
+
+
 def test_truncate_to_drops_records_and_later_segments(open_log):
     log = open_log(segment_bytes=2048)
     fill(log, 100, per_batch=2)

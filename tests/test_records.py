@@ -28,7 +28,7 @@ from logstore.records import (
     iter_batches,
     read_header,
 )
-from logstore.records.batch import HEADER, RecordArrays, crc32c, set_base_offset
+from logstore.records.batch import HEADER, RecordArrays, crc32c, find_timestamp, set_base_offset
 
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
 CODEC_ID = {name: i for i, name in enumerate(CODECS)}
@@ -1126,3 +1126,45 @@ def test_a_huge_record_count_is_corrupt_not_a_memory_error():
         parts.append(bytes(batch))
     with pytest.raises(CorruptRecordError, match="declares 2147483647 records"):
         decode_batches(b"".join(parts))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    deltas=st.lists(st.integers(-3000, 3000), min_size=1, max_size=300),
+    codec=st.sampled_from(["none", "lz4", "gzip"]),
+    log_append=st.booleans(),
+    base=st.integers(0, 10**9),
+    target=st.integers(-3100, 3100),
+    skip=st.integers(0, 320),
+    value_size=st.sampled_from([0, 5, 70, 300]),
+)
+def test_find_timestamp_matches_a_full_decode(deltas, codec, log_append, base, target, skip, value_size):
+    """The scalar lookup by time inside a batch agrees with decoding every record."""
+    t0 = 1_700_000_000_000
+    values = [bytes([i % 251]) * value_size for i in range(len(deltas))]
+    batch = build_batch(
+        values,
+        timestamps=[t0 + d for d in deltas],
+        base_offset=base,
+        compression_type=codec,
+        timestamp_type=LOG_APPEND_TIME if log_append else CREATE_TIME,
+        now_ms=t0 + 7,
+    )
+    cols = decode_batch(batch)
+    want = next(
+        ((o, t) for o, t in zip(cols.offsets, cols.timestamps, strict=True) if t >= t0 + target and o >= base + skip),
+        None,
+    )
+    assert find_timestamp(batch, timestamp=t0 + target, min_offset=base + skip) == want
+
+
+def test_find_timestamp_names_a_damaged_batch():
+    batch = bytearray(build_batch([b"x" * 50] * 10, timestamps=list(range(10))))
+    batch[61] = 0x01  # the first record's length becomes -1; then make the CRC match again
+    struct.pack_into(">I", batch, 17, crc32c(bytes(batch[21:])))
+    with pytest.raises(CorruptRecordError, match="does not parse") as e:
+        find_timestamp(bytes(batch), timestamp=5, path="00000000000000000000.log", file_position=4096)
+    assert e.value.position == 4096
+    batch[40] ^= 1  # a CRC mismatch is caught before any record is read
+    with pytest.raises(CorruptRecordError, match="CRC"):
+        find_timestamp(bytes(batch), timestamp=5)

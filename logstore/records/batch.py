@@ -1242,6 +1242,35 @@ def parse_records(
     return _parse(data, [header], [header.records_count], [len(data)], start_offset, max_records).to_columns()
 
 
+def _open_batch(
+    buf: bytes | memoryview,
+    pos: int,
+    header: BatchHeader | None,
+    path: str | None,
+    file_position: int | None,
+    verify: bool,
+) -> tuple[BatchHeader, bytes, int]:
+    """The header, decompressed records section and byte position (for errors) of the batch at
+    ``buf[pos]``, its size and CRC checked unless ``verify`` is False."""
+    if header is None:
+        if len(buf) - pos < RECORD_BATCH_OVERHEAD:
+            raise CorruptRecordError(
+                "record batch header is cut off", path, pos if file_position is None else file_position
+            )
+        header = read_header(buf, pos)
+    if verify:
+        check_batch(buf, pos, header, path, file_position)
+    where = pos if file_position is None else file_position
+    section = memoryview(buf)[pos + RECORD_BATCH_OVERHEAD : pos + header.size]
+    try:
+        codec = header.compression
+        return header, (compression.decompress(codec, section) if codec else bytes(section)), where
+    except ValueError as e:
+        raise CorruptRecordError(
+            f"record batch at offset {header.base_offset} does not decompress: {e}", path, where
+        ) from None
+
+
 def decode_batch(
     buf: bytes | memoryview,
     pos: int = 0,
@@ -1257,24 +1286,93 @@ def decode_batch(
     False), decompresses, parses. ``start_offset`` / ``max_records`` keep only the records from
     that offset on, at most that many. Raises CorruptRecordError naming ``path`` and the batch's
     byte position; UnsupportedCodecError when its codec's package is missing."""
-    if header is None:
-        if len(buf) - pos < RECORD_BATCH_OVERHEAD:
-            raise CorruptRecordError(
-                "record batch header is cut off", path, pos if file_position is None else file_position
-            )
-        header = read_header(buf, pos)
-    if verify:
-        check_batch(buf, pos, header, path, file_position)
-    where = pos if file_position is None else file_position
-    section = memoryview(buf)[pos + RECORD_BATCH_OVERHEAD : pos + header.size]
+    header, data, where = _open_batch(buf, pos, header, path, file_position, verify)
     try:
-        codec = header.compression
-        data = compression.decompress(codec, section) if codec else bytes(section)
         return parse_records(data, header, start_offset, max_records)
     except ValueError as e:
         raise CorruptRecordError(
             f"record batch at offset {header.base_offset} does not parse: {e}", path, where
         ) from None
+
+
+def decode_batch_arrays(
+    buf: bytes | memoryview,
+    pos: int = 0,
+    *,
+    header: BatchHeader | None = None,
+    path: str | None = None,
+    file_position: int | None = None,
+    verify: bool = True,
+) -> RecordArrays:
+    """:func:`decode_batch` as numpy columns (:class:`RecordArrays`): every record of the batch,
+    a control batch's too, with no object per record until one is asked for. For callers that
+    only look at offsets and timestamps (a lookup by time). Raises as :func:`decode_batch`."""
+    header, data, where = _open_batch(buf, pos, header, path, file_position, verify)
+    try:
+        return _parse(data, [header], [header.records_count], [len(data)], None, None)
+    except ValueError as e:
+        raise CorruptRecordError(
+            f"record batch at offset {header.base_offset} does not parse: {e}", path, where
+        ) from None
+
+
+def find_timestamp(
+    buf: bytes | memoryview,
+    pos: int = 0,
+    *,
+    timestamp: int,
+    min_offset: int = 0,
+    header: BatchHeader | None = None,
+    path: str | None = None,
+    file_position: int | None = None,
+) -> tuple[int, int] | None:
+    """``(offset, timestamp)`` of the first record of the batch at ``buf[pos]`` whose offset is
+    >= ``min_offset`` and whose timestamp (ms) is >= ``timestamp``, or None: a lookup by time
+    within a batch. Checks size and CRC; walks the records with scalar code and stops at the
+    first match, decoding only each record's length, timestamp delta and offset delta. Raises
+    CorruptRecordError naming ``path`` and the batch's byte position."""
+    header, data, where = _open_batch(buf, pos, header, path, file_position, True)
+    log_append = bool(header.attributes & TIMESTAMP_TYPE_MASK)
+    base_offset, base_ts = header.base_offset, header.base_timestamp
+    size = len(data)
+    p = 0
+    try:
+        for i in range(header.records_count):
+            b = data[p]
+            if b < 0x80:
+                length, q = (b >> 1) ^ -(b & 1), p + 1
+            elif data[p + 1] < 0x80:  # two bytes: lengths of 64..8191
+                z = (b & 0x7F) | (data[p + 1] << 7)
+                length, q = (z >> 1) ^ -(z & 1), p + 2
+            else:
+                length, q = decode_varint(data, p)
+            end = q + length
+            if length < _MIN_RECORD_BODY or end > size:
+                raise ValueError(f"record {i} declares a body of {length} bytes that does not fit the batch")
+            b = data[q + 1]  # after the attributes byte: the timestamp delta
+            if b < 0x80:
+                tsd, q = (b >> 1) ^ -(b & 1), q + 2
+            else:
+                tsd, q = decode_varint(data, q + 1, MAX_VARLONG_BYTES)
+            b = data[q]
+            if b < 0x80:
+                od = (b >> 1) ^ -(b & 1)
+            elif data[q + 1] < 0x80:
+                z = (b & 0x7F) | (data[q + 1] << 7)
+                od = (z >> 1) ^ -(z & 1)
+            else:
+                od = decode_varint(data, q)[0]
+            ts = header.max_timestamp if log_append else base_ts + tsd
+            if ts >= timestamp and base_offset + od >= min_offset:
+                return base_offset + od, ts
+            p = end
+    except (ValueError, IndexError) as e:
+        raise CorruptRecordError(
+            f"record batch at offset {header.base_offset} does not parse: {e or 'records run past the end'}",
+            path,
+            where,
+        ) from None
+    return None
 
 
 def decode_batches(

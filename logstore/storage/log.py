@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+import numpy as np
+
 from ..config import TopicConfig
 from ..errors import (
     CorruptDataError,
@@ -65,7 +67,10 @@ from ..records.batch import (
     check_batch,
     crc32c,
     decode_batch,
+    decode_batch_arrays,
     decode_batches,
+    find_timestamp,
+    iter_batches,
     read_header,
 )
 from ..types import OffsetAndTimestamp
@@ -88,7 +93,7 @@ from .files import (
 )
 from .index import OffsetIndex, TimeIndex
 from .locks import FileLock
-from .segment import LogSegment, RecoveryResult, StaleSegmentError, is_newer_format
+from .segment import SCAN_CHUNK, LogSegment, RecoveryResult, StaleSegmentError, is_newer_format
 
 LOCK_FILE = ".logstore.lock"
 OPEN_FILE = ".logstore.open"
@@ -1288,11 +1293,16 @@ class PartitionLog:
                         f"batch length {h.batch_length} does not fit the segment", seg.log_path, position
                     )
                 if h.max_timestamp >= timestamp:
-                    data = seg.read(position, h.size)
-                    cols = decode_batch(data, 0, header=h, path=seg.log_path, file_position=position)
-                    for off, ts in zip(cols.offsets, cols.timestamps, strict=True):
-                        if ts >= timestamp and off >= self.log_start_offset:
-                            return OffsetAndTimestamp(off, ts)
+                    hit = find_timestamp(
+                        seg.read(position, h.size),
+                        timestamp=timestamp,
+                        min_offset=self.log_start_offset,
+                        header=h,
+                        path=seg.log_path,
+                        file_position=position,
+                    )
+                    if hit is not None:
+                        return OffsetAndTimestamp(*hit)
                 position += h.size
         return None
 
@@ -1304,25 +1314,66 @@ class PartitionLog:
         return self._read_retrying(self._offset_of_max_timestamp)  # type: ignore[no-any-return]
 
     def _offset_of_max_timestamp(self) -> int | None:
-        best_ts, best = -1, None
+        lso = self.log_start_offset
+        best_ts, best_seg, best_batch, best_offset = -1, None, -1, None
         for seg in list(self._segments):
-            if seg.size == 0:
+            if seg.size == 0 or seg.next_offset <= lso:
+                continue
+            if seg.base_offset < lso:
+                # The log start lies inside this segment: the records before it are gone, and the
+                # segment's largest timestamp may have been theirs. Look at the live batches.
+                live = self._live_max_timestamp(seg, lso)
+                if live is not None and live[0] > best_ts:
+                    best_ts, best_seg, best_offset = live[0], None, live[1]
                 continue
             ts = self._largest_timestamp(seg)
-            if ts > best_ts and seg.offset_of_max_timestamp >= self.log_start_offset:
-                best_ts, best = ts, (seg, seg.offset_of_max_timestamp)
-        if best is None:
-            return None
-        seg, batch_last = best
+            if ts > best_ts:
+                best_ts, best_seg, best_batch, best_offset = ts, seg, seg.offset_of_max_timestamp, None
+        if best_seg is None:
+            return best_offset
+        return self._first_with_timestamp(best_seg, best_batch, best_ts, lso)
+
+    def _first_with_timestamp(self, seg: LogSegment, batch_last: int, ts: int, lso: int) -> int:
+        """The first offset >= ``lso`` with timestamp ``ts`` in the batch of ``seg`` holding
+        ``batch_last`` (``batch_last`` itself when no record there has it)."""
         found = seg.find_batch(batch_last)
         if found is None:
             return batch_last
         position, h = found
-        cols = decode_batch(seg.pread(h.size, position), 0, header=h, path=seg.log_path, file_position=position)
-        for off, ts in zip(cols.offsets, cols.timestamps, strict=True):
-            if ts == best_ts and off >= self.log_start_offset:
-                return off
-        return batch_last
+        got = decode_batch_arrays(seg.pread(h.size, position), 0, header=h, path=seg.log_path, file_position=position)
+        hit = np.flatnonzero((got.timestamps == ts) & (got.offsets >= lso))
+        return int(got.offsets[hit[0]]) if len(hit) else batch_last
+
+    def _live_max_timestamp(self, seg: LogSegment, lso: int) -> tuple[int, int] | None:
+        """``(largest timestamp, first offset with it)`` among the records >= ``lso`` of the
+        segment holding ``lso``. The batch holding ``lso`` is decoded (some of its records are
+        gone); for the batches after it their headers' maxTimestamp is enough, and only the
+        winner is decoded."""
+        found = seg.find_batch(lso)
+        if found is None:
+            return None
+        position, h = found
+        got = decode_batch_arrays(seg.pread(h.size, position), 0, header=h, path=seg.log_path, file_position=position)
+        live = got.offsets >= lso
+        best: tuple[int, int] | None = None
+        if live.any():
+            ts = int(got.timestamps[live].max())
+            best = (ts, int(got.offsets[np.flatnonzero(live & (got.timestamps == ts))[0]]))
+        best_ts, winner = (best[0] if best else -1), None
+        position += h.size
+        while position < seg.size:
+            chunk = seg.read(position, SCAN_CHUNK)
+            end = 0
+            for at, b in iter_batches(chunk):
+                if b.max_timestamp > best_ts:
+                    best_ts, winner = b.max_timestamp, b.last_offset
+                end = at + b.size
+            if end == 0:
+                break
+            position += end
+        if winner is not None:
+            return best_ts, self._first_with_timestamp(seg, winner, best_ts, lso)
+        return best
 
     def _largest_timestamp(self, seg: LogSegment) -> int:
         if seg.max_timestamp == -2:
