@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from kafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
 from kafka.record.memory_records import MemoryRecords
 
+import logstore.records.batch as batch_module
 from logstore.errors import CorruptRecordError, UnsupportedCodecError
 from logstore.records import (
     CREATE_TIME,
@@ -1137,9 +1138,11 @@ def test_a_huge_record_count_is_corrupt_not_a_memory_error():
     target=st.integers(-3100, 3100),
     skip=st.integers(0, 320),
     value_size=st.sampled_from([0, 5, 70, 300]),
+    walk_limit=st.sampled_from([0, 800]),
 )
-def test_find_timestamp_matches_a_full_decode(deltas, codec, log_append, base, target, skip, value_size):
-    """The scalar lookup by time inside a batch agrees with decoding every record."""
+def test_find_timestamp_matches_a_full_decode(deltas, codec, log_append, base, target, skip, value_size, walk_limit):
+    """The lookup by time inside a batch (scalar walk, or numpy above walk_limit records) agrees
+    with decoding every record."""
     t0 = 1_700_000_000_000
     values = [bytes([i % 251]) * value_size for i in range(len(deltas))]
     batch = build_batch(
@@ -1155,7 +1158,12 @@ def test_find_timestamp_matches_a_full_decode(deltas, codec, log_append, base, t
         ((o, t) for o, t in zip(cols.offsets, cols.timestamps, strict=True) if t >= t0 + target and o >= base + skip),
         None,
     )
-    assert find_timestamp(batch, timestamp=t0 + target, min_offset=base + skip) == want
+    saved = batch_module._SCALAR_TIME_WALK
+    batch_module._SCALAR_TIME_WALK = walk_limit
+    try:
+        assert find_timestamp(batch, timestamp=t0 + target, min_offset=base + skip) == want
+    finally:
+        batch_module._SCALAR_TIME_WALK = saved
 
 
 def test_find_timestamp_names_a_damaged_batch():

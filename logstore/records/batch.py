@@ -1316,6 +1316,9 @@ def decode_batch_arrays(
         ) from None
 
 
+_SCALAR_TIME_WALK = 800  # records: above this, find_timestamp parses the batch with numpy instead
+
+
 def find_timestamp(
     buf: bytes | memoryview,
     pos: int = 0,
@@ -1332,6 +1335,16 @@ def find_timestamp(
     first match, decoding only each record's length, timestamp delta and offset delta. Raises
     CorruptRecordError naming ``path`` and the batch's byte position."""
     header, data, where = _open_batch(buf, pos, header, path, file_position, True)
+    if header.records_count > _SCALAR_TIME_WALK:
+        # A long batch: numpy over all its records beats a Python walk to the middle of it.
+        try:
+            got = _parse(data, [header], [header.records_count], [len(data)], None, None)
+        except ValueError as e:
+            raise CorruptRecordError(
+                f"record batch at offset {header.base_offset} does not parse: {e}", path, where
+            ) from None
+        hit = np.flatnonzero((got.timestamps >= timestamp) & (got.offsets >= min_offset))
+        return (int(got.offsets[hit[0]]), int(got.timestamps[hit[0]])) if len(hit) else None
     log_append = bool(header.attributes & TIMESTAMP_TYPE_MASK)
     base_offset, base_ts = header.base_offset, header.base_timestamp
     size = len(data)
@@ -1352,6 +1365,9 @@ def find_timestamp(
             b = data[q + 1]  # after the attributes byte: the timestamp delta
             if b < 0x80:
                 tsd, q = (b >> 1) ^ -(b & 1), q + 2
+            elif data[q + 2] < 0x80:
+                z = (b & 0x7F) | (data[q + 2] << 7)
+                tsd, q = (z >> 1) ^ -(z & 1), q + 3
             else:
                 tsd, q = decode_varint(data, q + 1, MAX_VARLONG_BYTES)
             b = data[q]
