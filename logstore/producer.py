@@ -202,19 +202,17 @@ def _bytes_column(items: Sequence[Any], what: str) -> Sequence[bytes | None]:
     return out
 
 
-def _lengths_or_zero(items: Sequence[Any]) -> np.ndarray:
-    """Byte lengths of a column (None counts 0), as int64."""
-    try:
-        return np.fromiter(map(len, items), np.int64, len(items))
-    except TypeError:
-        return np.fromiter((0 if x is None else len(x) for x in items), np.int64, len(items))
-
-
 def _gather(items: Sequence[Any], idx: list[int]) -> list[Any]:
     """``[items[i] for i in idx]`` at C speed."""
     if len(idx) == 1:
         return [items[idx[0]]]
     return list(itemgetter(*idx)(items))
+
+
+class _StageFailure(NamedTuple):
+    """An error of send_many's framing thread, passed to the appending thread in its batch's place."""
+
+    error: BaseException
 
 
 class BulkResult(NamedTuple):
@@ -557,7 +555,7 @@ class Producer:
         ):
             raise UnknownPartitionError(topic, partition, count)
         per = max(1, self._batch_size // 128)
-        spread = int(self._rng.integers(count))
+        spread = int(self._rng.integers(count)) if keys is None and partition is None else 0
 
         def route(lo: int, hi: int) -> np.ndarray:
             """The partitions of records lo..hi-1."""
@@ -603,30 +601,37 @@ class Producer:
             r = log.append(batch, validate=False)
             offsets[where] = np.arange(r.first_offset, r.last_offset + 1)
 
-        def stage(inbox: queue.Queue[Any], fn: Callable[[Any], Any], outbox: queue.Queue[Any] | None) -> None:
-            # After a failure the framing stage stops, and the last stage stops after a failure of
-            # its own: the batches before the failed one are appended, none after it. Either keeps
-            # draining its inbox, so no put() upstream blocks.
+        def frame_stage() -> None:
+            # A framing error travels down the queue in its batch's place, so the appender stops
+            # exactly there: the error raised is always the earliest batch's, in input order.
             failed = False
-            while True:
-                item = inbox.get()
-                if item is None:
-                    if outbox is not None:
-                        outbox.put(None)
-                    return
-                if failed or (failure and outbox is not None):
+            while (item := compress_q.get()) is not None:
+                if failed or failure:  # after a failure here, or the appender's: frame no more
                     continue
                 try:
-                    out = fn(item)
-                    if outbox is not None:
-                        outbox.put(out)
+                    append_q.put(framer(item))
                 except BaseException as e:
                     failed = True
+                    append_q.put(_StageFailure(e))
+            append_q.put(None)
+
+        def append_stage() -> None:
+            # The batches before a failed one are appended, none after it. Either stage keeps
+            # draining its queue after a failure, so no put() upstream blocks.
+            while (item := append_q.get()) is not None:
+                if failure:
+                    continue
+                if isinstance(item, _StageFailure):
+                    failure.append(item.error)
+                    continue
+                try:
+                    appender(item)
+                except BaseException as e:
                     failure.append(e)
 
         threads = [
-            threading.Thread(target=stage, args=(compress_q, framer, append_q), name="logstore-frame", daemon=True),
-            threading.Thread(target=stage, args=(append_q, appender, None), name="logstore-append", daemon=True),
+            threading.Thread(target=frame_stage, name="logstore-frame", daemon=True),
+            threading.Thread(target=append_stage, name="logstore-append", daemon=True),
         ]
         for t in threads:
             t.start()

@@ -33,7 +33,7 @@ from logstore import (
     UnknownPartitionError,
     UnknownTopicError,
 )
-from logstore.records import iter_batches
+from logstore.records import build_batch, iter_batches
 from logstore.records.batch import RECORD_BATCH_OVERHEAD
 from logstore.storage.files import LOG_START_OFFSET_CHECKPOINT, write_checkpoint
 
@@ -1000,6 +1000,32 @@ def test_seek_delivers_exactly_the_records_from_there_on(sizes, segment_bytes, f
             assert offsets(rs) == exp_offsets == list(range(o, total))
             assert [r.key for r in rs] == exp_keys
             assert [r.value for r in rs] == exp_values
+
+
+def test_the_first_poll_after_a_seek_returns_the_same_record_as_a_full_read(store):
+    """A seek's first record is read with scalar code (a lookup): the whole Record (timestamp and
+    its type, null key or value, headers) must equal the one a full read delivers."""
+    store.create_topic("t", 1)
+    log = store.partition("t", 0)
+    for b in range(6):
+        n = 7
+        log.append(
+            build_batch(
+                [None if (b + i) % 5 == 0 else b"v%d-%d" % (b, i) for i in range(n)],
+                [None if (b + i) % 3 == 0 else b"k%d" % i for i in range(n)],
+                timestamps=[T0 + 10 * b + (i * 3) % 7 for i in range(n)],
+                headers=[[("h", b"x" * i), ("none", None)] if i % 2 else None for i in range(n)],
+                compression_type=("lz4", "none", "gzip")[b % 3],
+            )
+        )
+    with Consumer(store, "t", stop_at_end=True) as c:
+        everything = list(c)
+    assert len(everything) == 42
+    with Consumer(store, "t") as c:
+        for o in (0, 5, 6, 7, 20, 37, 41):
+            c.seek(TP0, o)
+            assert c.poll(1.0) == everything[o]
+            assert c.consume(3, timeout=0.0) == everything[o + 1 : o + 4]
 
 
 def test_wakeup_ends_a_wait_and_the_consumer_stays_usable(t20):

@@ -419,3 +419,31 @@ def test_send_many_stops_at_a_failed_stage_and_keeps_what_was_appended(store, mo
     kept = store.read("t", 0, 0, max_records=10**6).values
     assert 0 < len(kept) < len(vals) and kept == vals[: len(kept)]
     assert len(batches_of(store, "t", 0)) == 2
+
+
+def test_send_many_raises_the_earliest_batch_failure_when_both_stages_fail(store, monkeypatch):
+    """The append of batch 2 fails late (after the framing of batch 4 has failed): the error
+    raised is batch 2's, and only batch 1 is in the log."""
+    store.create_topic("t", 1)
+    appends, frames = [], []
+    real_append, real_frame = PartitionLog.append, producer_module.frame_batch
+
+    def slow_failing_append(self, *args, **kwargs):
+        appends.append(1)
+        if len(appends) == 2:
+            time.sleep(0.5)
+            raise LogStoreError("append of batch 2 failed", "nothing to do")
+        return real_append(self, *args, **kwargs)
+
+    def failing_frame(*args, **kwargs):
+        frames.append(1)
+        if len(frames) == 4:
+            raise LogStoreError("framing of batch 4 failed", "nothing to do")
+        return real_frame(*args, **kwargs)
+
+    monkeypatch.setattr(PartitionLog, "append", slow_failing_append)
+    monkeypatch.setattr(producer_module, "frame_batch", failing_frame)
+    vals = [b"v%05d" % i for i in range(3000)]
+    with Producer(store, max_request_size=2000) as prod, pytest.raises(LogStoreError, match="batch 2"):
+        prod.send_many("t", vals)
+    assert len(batches_of(store, "t", 0)) == 1

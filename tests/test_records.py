@@ -1176,3 +1176,10 @@ def test_find_timestamp_names_a_damaged_batch():
     batch[40] ^= 1  # a CRC mismatch is caught before any record is read
     with pytest.raises(CorruptRecordError, match="CRC"):
         find_timestamp(bytes(batch), timestamp=5)
+    # A count of 3 over 5 records (CRC matching): a walk past the third record finds the rest.
+    short = bytearray(build_batch([b"x"] * 5, timestamps=[10, 20, 30, 40, 50]))
+    struct.pack_into(">i", short, 57, 3)
+    struct.pack_into(">I", short, 17, crc32c(bytes(short[21:])))
+    assert find_timestamp(bytes(short), timestamp=25) == (2, 30)  # found before the damage
+    with pytest.raises(CorruptRecordError, match="remaining after the declared count"):
+        find_timestamp(bytes(short), timestamp=45)

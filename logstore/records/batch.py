@@ -1333,7 +1333,9 @@ def find_timestamp(
     >= ``min_offset`` and whose timestamp (ms) is >= ``timestamp``, or None: a lookup by time
     within a batch. Checks size and CRC; walks the records with scalar code and stops at the
     first match, decoding only each record's length, timestamp delta and offset delta. Raises
-    CorruptRecordError naming ``path`` and the batch's byte position."""
+    CorruptRecordError naming ``path`` and the batch's byte position. Records after a match are
+    not looked at, so damage there (in a batch whose CRC matches) goes unseen here, as in any
+    lookup that stops early; a full read reports it."""
     header, data, where = _open_batch(buf, pos, header, path, file_position, True)
     if header.records_count > _SCALAR_TIME_WALK:
         # A long batch: numpy over all its records beats a Python walk to the middle of it.
@@ -1349,6 +1351,7 @@ def find_timestamp(
     base_offset, base_ts = header.base_offset, header.base_timestamp
     size = len(data)
     p = 0
+    last_od, top = -1, header.last_offset_delta
     try:
         for i in range(header.records_count):
             b = data[p]
@@ -1378,15 +1381,24 @@ def find_timestamp(
                 od = (z >> 1) ^ -(z & 1)
             else:
                 od = decode_varint(data, q)[0]
+            if not last_od < od <= top:
+                raise ValueError(f"record {i}'s offset delta {od} is not increasing within 0..{top}")
+            last_od = od
             ts = header.max_timestamp if log_append else base_ts + tsd
             if ts >= timestamp and base_offset + od >= min_offset:
                 return base_offset + od, ts
             p = end
-    except (ValueError, IndexError) as e:
+        if p != size:
+            raise ValueError("records still remaining after the declared count")
+    except IndexError:
         raise CorruptRecordError(
-            f"record batch at offset {header.base_offset} does not parse: {e or 'records run past the end'}",
+            f"record batch at offset {header.base_offset} does not parse: a record runs past the end of the batch",
             path,
             where,
+        ) from None
+    except ValueError as e:
+        raise CorruptRecordError(
+            f"record batch at offset {header.base_offset} does not parse: {e}", path, where
         ) from None
     return None
 

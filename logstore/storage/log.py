@@ -1315,34 +1315,40 @@ class PartitionLog:
 
     def _offset_of_max_timestamp(self) -> int | None:
         lso = self.log_start_offset
-        best_ts, best_seg, best_batch, best_offset = -1, None, -1, None
+        best_ts, best = -1, None  # best: a segment and the last offset of its batch, or an offset
         for seg in list(self._segments):
             if seg.size == 0 or seg.next_offset <= lso:
                 continue
-            if seg.base_offset < lso:
-                # The log start lies inside this segment: the records before it are gone, and the
-                # segment's largest timestamp may have been theirs. Look at the live batches.
-                live = self._live_max_timestamp(seg, lso)
-                if live is not None and live[0] > best_ts:
-                    best_ts, best_seg, best_offset = live[0], None, live[1]
-                continue
             ts = self._largest_timestamp(seg)
+            if seg.base_offset < lso:
+                # The log start lies inside this segment. Its largest timestamp counts when a live
+                # record has it (the batch named is the first to reach it); otherwise it was a
+                # deleted record's, and the live batches are looked at.
+                live = self._first_with_timestamp(seg, seg.offset_of_max_timestamp, ts, lso)
+                found = (ts, live) if live is not None else self._live_max_timestamp(seg, lso)
+                if found is not None and found[0] > best_ts:
+                    best_ts, best = found
+                continue
             if ts > best_ts:
-                best_ts, best_seg, best_batch, best_offset = ts, seg, seg.offset_of_max_timestamp, None
-        if best_seg is None:
-            return best_offset
-        return self._first_with_timestamp(best_seg, best_batch, best_ts, lso)
+                best_ts, best = ts, (seg, seg.offset_of_max_timestamp)
+        if not isinstance(best, tuple):
+            return best
+        seg, batch_last = best
+        first = self._first_with_timestamp(seg, batch_last, best_ts, lso)
+        return batch_last if first is None else first
 
-    def _first_with_timestamp(self, seg: LogSegment, batch_last: int, ts: int, lso: int) -> int:
+    def _first_with_timestamp(self, seg: LogSegment, batch_last: int, ts: int, lso: int) -> int | None:
         """The first offset >= ``lso`` with timestamp ``ts`` in the batch of ``seg`` holding
-        ``batch_last`` (``batch_last`` itself when no record there has it)."""
+        ``batch_last``; None when no record there has it."""
+        if batch_last < lso:
+            return None
         found = seg.find_batch(batch_last)
         if found is None:
-            return batch_last
+            return None
         position, h = found
         got = decode_batch_arrays(seg.pread(h.size, position), 0, header=h, path=seg.log_path, file_position=position)
         hit = np.flatnonzero((got.timestamps == ts) & (got.offsets >= lso))
-        return int(got.offsets[hit[0]]) if len(hit) else batch_last
+        return int(got.offsets[hit[0]]) if len(hit) else None
 
     def _live_max_timestamp(self, seg: LogSegment, lso: int) -> tuple[int, int] | None:
         """``(largest timestamp, first offset with it)`` among the records >= ``lso`` of the
@@ -1372,7 +1378,8 @@ class PartitionLog:
                 break
             position += end
         if winner is not None:
-            return best_ts, self._first_with_timestamp(seg, winner, best_ts, lso)
+            first = self._first_with_timestamp(seg, winner, best_ts, lso)
+            return best_ts, winner if first is None else first
         return best
 
     def _largest_timestamp(self, seg: LogSegment) -> int:
