@@ -338,7 +338,11 @@ def profile(fn: Callable[[], Any], top: int = 12) -> dict[str, Any]:
         for prefix in (os.path.dirname(np.__path__[0]) + os.sep, REPO + os.sep):  # site-packages first
             if path.startswith(prefix):
                 return f"{path[len(prefix) :]}:{line}({name})"
-        return f"{path}:{line}({name})"
+        # Anything else (the standard library): from the interpreter's lib directory on, so that
+        # no path of this machine is recorded.
+        parts = path.split(os.sep)
+        tail = os.sep.join(parts[-2:]) if len(parts) >= 2 else path
+        return f"{tail}:{line}({name})"
 
     rows = [(label(k), v[1], v[2], v[3]) for k, v in st.stats.items()]  # type: ignore[attr-defined]
     by_self = sorted(rows, key=lambda r: r[2], reverse=True)[:top]
