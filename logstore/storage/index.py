@@ -134,10 +134,10 @@ class _Index:
             if len(raw) == n * self.entry_size:
                 self._small = (n, raw)  # the entry found is read from here next (see _raw)
                 keys = np.ndarray(shape=(n,), dtype=f"S{self.key_size}", buffer=raw, strides=(self.entry_size,))
-                return int(np.searchsorted(keys, key, side="right")) - 1
+                return int(keys.searchsorted(key, side="right")) - 1
         self._ensure_map()
         assert self._keys is not None
-        return int(np.searchsorted(self._keys[:n], key, side="right")) - 1
+        return int(self._keys[:n].searchsorted(key, side="right")) - 1  # the method: no Python wrapper
 
     def _last_raw(self) -> bytes:
         """The last valid entry's bytes (see :meth:`_raw`: read, not mapped, while unmapped)."""
