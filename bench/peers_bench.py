@@ -45,8 +45,19 @@ A peer whose package (or redis-server) is missing is reported as skipped with th
 much slower than logstore run on a prefix of the records (the same data; counts in the table and
 in ``Sizes``) so that the full run stays within 8 minutes on 2 cores.
 
-Every read is from a warm page cache (the header says why: this bench never drops the machine's
-page cache). Each number is the median of 3 rounds (quick: 1); the peers take turns in every round, the order
+Reads are from a warm page cache except the "(cold)" lines (workload a; file-based peers and the raw
+file): before them every file the peer reads is evicted from the page cache, one file at a time
+(fsync, then posix_fadvise DONTNEED), never the whole machine's cache through drop_caches. A cold
+consume evicts once (the store or connection closed and opened again); a cold seek or time lookup
+evicts before every lookup (outside the timing) the files that lookup reads, on a fresh store or
+connection, with other records than the warm lookups'. Redis keeps its data in memory: skipped.
+
+Every line has CPU % (the bench process's CPU time over the wall time of the timed part, all its
+threads; Redis lines add the redis-server's utime + stime; 100 = one core) and peak RSS (VmHWM,
+reset before the timed part, of the process doing the work: the bench, or the redis-server), with
+its growth over the RSS at the start (the bench process holds the workload's records throughout).
+
+Each number is the median of 3 rounds (quick: 1); the peers take turns in every round, the order
 rotating, after one untimed warm-up round on fewer records; the notes give each line's min-max.
 Every read checks the record count and the bytes of the keys and values; every seek checks it got
 the record asked for. The targets of the issue are judged PASS/FAIL at the end (quick mode:
@@ -84,7 +95,7 @@ for p in (REPO, os.path.join(REPO, "bench")):
 import lz4.frame  # noqa: E402
 import numpy as np  # noqa: E402
 import storage_bench as sb  # noqa: E402  (machine details, report, results JSON, cProfile helpers)
-from consumer_bench import Result, load_events  # noqa: E402  (a Result that can be "not measured")
+from consumer_bench import Result, load_events, reset_peak_rss, rss_kib  # noqa: E402
 from crc32c import crc32c  # noqa: E402
 
 from logstore import Consumer, LogStore, Producer, TopicPartition  # noqa: E402
@@ -107,10 +118,26 @@ TARGET_RAW_SHARE = 0.60  # 16 KiB produce / raw write+fsync, 16 KiB consume / pa
 TARGET_VS_REDIS = 5.0
 TARGET_VS_PERSIST_QUEUE = 100.0
 
-OPS = ("produce", "bulk produce", "consume", "bulk consume", "seek", "group consume", "time lookup", "retention")
-LATENCY_OPS = ("seek", "time lookup")  # rows in median us per lookup
-EXTRA_OPS = ("group consume", "time lookup", "retention")  # Peer.run_extra, on EXTRA_WORKLOADS only
+OPS = (
+    "produce",
+    "bulk produce",
+    "consume",
+    "consume (cold)",
+    "bulk consume",
+    "seek",
+    "seek (cold)",
+    "group consume",
+    "time lookup",
+    "time lookup (cold)",
+    "retention",
+)
+LATENCY_OPS = ("seek", "seek (cold)", "time lookup", "time lookup (cold)")  # rows in median us per lookup
+EXTRA_OPS = ("group consume", "time lookup", "time lookup (cold)", "retention")  # run_extra, EXTRA_WORKLOADS only
 EXTRA_WORKLOADS = ("a",)
+# Cold-cache variants (COLD_WORKLOADS only): the files the peer reads are evicted from the page cache
+# first (fsync, then posix_fadvise DONTNEED on each file); for lookups before every lookup.
+COLD_OPS = {"consume (cold)": "consume", "seek (cold)": "seek", "time lookup (cold)": "time lookup"}
+COLD_WORKLOADS = ("a",)
 T0_MS = 1_700_000_000_000  # record i's timestamp in run_extra: T0_MS + i // RECORDS_PER_MS
 RECORDS_PER_MS = 10
 EXTRA_SEGMENTS = 32  # run_extra loads logstore's partitions in this many segments each (retention deletes whole ones)
@@ -141,6 +168,7 @@ class Sizes:
     warmup: int  # records of the untimed warm-up round (at most; and at most 16 MB)
     seeks: int  # timed lookups per peer and workload, split over the rounds
     seek_warmup: int
+    cold_seeks: int  # timed cold lookups per peer (seek and time lookup), split over the rounds
     raw_mib: int  # at most this much written / read by the raw-file baseline per round
     baseline_s: float  # seconds per crc32c / lz4 measurement
     profile_share: float  # part of a workload re-run under cProfile when a target is missed
@@ -161,6 +189,7 @@ FULL = Sizes(
     warmup=10_000,
     seeks=1500,
     seek_warmup=100,
+    cold_seeks=600,
     raw_mib=1024,
     baseline_s=1.0,
     profile_share=0.25,
@@ -180,6 +209,7 @@ QUICK = Sizes(
     warmup=2_000,
     seeks=300,
     seek_warmup=50,
+    cold_seeks=100,
     raw_mib=64,
     baseline_s=0.3,
     profile_share=0.25,
@@ -258,12 +288,128 @@ class Skip(Exception):
 
 @dataclass
 class Outcome:
-    """One round of one peer: seconds per operation, µs per lookup, and a few facts for the notes."""
+    """One round of one peer: seconds per operation, µs per lookup, CPU and peak RSS of each timed
+    part, and a few facts for the notes."""
 
     seconds: dict[str, float] = field(default_factory=dict)
     seek_us: list[float] = field(default_factory=list)
     time_us: list[float] = field(default_factory=list)  # run_extra: µs per lookup by timestamp
+    lat_us: dict[str, list[float]] = field(default_factory=dict)  # the cold lookups: op -> µs per lookup
+    cpu: dict[str, float] = field(default_factory=dict)  # op -> CPU seconds / wall seconds of the timed part
+    rss: dict[str, tuple[int, int]] = field(default_factory=dict)  # op -> (peak KiB, KiB at the start)
     facts: dict[str, Any] = field(default_factory=dict)
+
+    def meter(self, op: str, pid: int | None = None, timed: bool = True) -> Meter:
+        return Meter(self, op, pid, timed)
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def proc_cpu_s(pid: int) -> float:
+    """utime + stime of process ``pid`` in seconds (all its threads), from /proc/<pid>/stat."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        rest = f.read().rsplit(")", 1)[1].split()
+    return (int(rest[11]) + int(rest[12])) / CLK_TCK  # fields 14 and 15 of stat(5)
+
+
+def proc_rss_kib(pid: int) -> tuple[int, int]:
+    """(VmRSS, VmHWM) of process ``pid`` in KiB."""
+    rss = hwm = 0
+    with open(f"/proc/{pid}/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1])
+            elif line.startswith("VmHWM:"):
+                hwm = int(line.split()[1])
+    return rss, hwm
+
+
+def reset_peak_rss_pid(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/clear_refs", "w", encoding="ascii") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+class Meter:
+    """Times one operation's timed part and records its CPU % and peak RSS in an Outcome.
+
+    CPU: this process's CPU time (``time.process_time``: every thread, user + system) over the wall
+    time, plus, with ``pid`` (a redis-server), that process's utime + stime over the same span; 1.0
+    is one core busy. Peak RSS: the high-water mark (VmHWM) of the process doing the work, reset at
+    the start (``clear_refs``), read at the end: this process, or with ``pid`` the server. Time spent
+    in ``outside()`` (the cold lookups' evictions) counts in neither the wall nor the CPU time."""
+
+    def __init__(self, out: Outcome, op: str, pid: int | None, timed: bool) -> None:
+        self.out, self.op, self.pid, self.timed = out, op, pid, timed
+        self.skip_wall = self.skip_cpu = 0.0
+
+    def __enter__(self) -> Meter:
+        if self.pid:
+            reset_peak_rss_pid(self.pid)
+            self.rss0 = proc_rss_kib(self.pid)[0]
+            self.srv0 = proc_cpu_s(self.pid)
+        else:
+            reset_peak_rss()
+            self.rss0 = rss_kib()[0]
+        self.cpu0 = time.process_time()
+        self.t0 = time.perf_counter()
+        return self
+
+    @contextlib.contextmanager
+    def outside(self) -> Any:
+        w, c = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            self.skip_cpu += time.process_time() - c
+            self.skip_wall += time.perf_counter() - w
+
+    def __exit__(self, et: Any, ev: Any, tb: Any) -> None:
+        wall = time.perf_counter() - self.t0 - self.skip_wall
+        cpu = time.process_time() - self.cpu0 - self.skip_cpu
+        if et is not None:
+            return
+        if self.pid:
+            cpu += proc_cpu_s(self.pid) - self.srv0
+            hwm = proc_rss_kib(self.pid)[1]
+        else:
+            hwm = rss_kib()[1]
+        if self.timed:
+            self.out.seconds[self.op] = wall
+        if wall > 0:
+            self.out.cpu[self.op] = cpu / wall
+        self.out.rss[self.op] = (hwm, self.rss0)
+
+
+def evict(*paths: str, sync: bool = True) -> int:
+    """Drop ``paths`` (files, or every file under a directory) from the page cache: fsync each (so
+    every page is clean), then posix_fadvise(POSIX_FADV_DONTNEED), which drops its clean pages (not
+    those mapped by a process). ``sync=False`` for files already evicted once and only read since
+    (the cold lookups' per-lookup eviction). Returns the number of files. The per-file way of a cold
+    cache: /proc/sys/vm/drop_caches would empty the whole machine's page cache."""
+    files = []
+    for p in paths:
+        if os.path.isdir(p):
+            for d, _, names in os.walk(p):
+                files += [os.path.join(d, n) for n in names]
+        elif os.path.exists(p):
+            files.append(p)
+    for f in files:
+        try:
+            fd = os.open(f, os.O_RDONLY)
+        except FileNotFoundError:  # removed meanwhile (a WAL at close)
+            continue
+        try:
+            if sync:
+                os.fsync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+    return len(files)
 
 
 class Peer:
@@ -277,6 +423,11 @@ class Peer:
     # its first few hundred MB at a burst rate, then slower, so whichever goes first is favoured; the
     # order alternates from round to round.
     flip = False
+    # Set per round by the bench: whether to run the cold-cache variants (COLD_OPS), and the records
+    # their lookups ask for (other than the warm lookups', whose pages the peer may cache itself).
+    cold = False
+    cold_lookups: list[int] = []  # noqa: RUF012
+    cold_skip = ""  # why this peer has no cold-cache lines ("" it has them where it has the warm op)
 
     def available(self) -> str:
         """'' when the peer can run here, else why not."""
@@ -353,19 +504,27 @@ class LogstorePeer(Peer):
             store.create_topic(TOPIC, PARTITIONS)
             with Producer(store, compression_type=wl.codec) as prod:
                 send = prod.send
-                t0 = time.perf_counter()
-                for v, k in zip(vals, keys, strict=True):
-                    send(TOPIC, v, k)
-                prod.flush()
-                out.seconds["produce"] = time.perf_counter() - t0
+                with out.meter("produce"):
+                    for v, k in zip(vals, keys, strict=True):
+                        send(TOPIC, v, k)
+                    prod.flush()
             ends = [p.end_offset for p in store.describe_topic(TOPIC).partitions]
             if sum(ends) != count:
                 raise AssertionError(f"send(): the topic holds {sum(ends)} records, expected {count}")
             if not self.flip:
                 self._bulk(root, wl, vals, keys, out)
-            out.seconds["consume"] = self._iterate(store, count, touched)
-            out.seconds["bulk consume"] = self._columns(store, count, touched)
-            out.seek_us = self._seeks(store, data, lookups)
+            self._iterate(store, count, touched, out)
+            self._columns(store, count, touched, out)
+            out.seek_us = self._seeks(store, data, lookups, out)
+        if self.cold:
+            # The store closed (its index maps unmapped), every file evicted, then opened again: the
+            # open reads its metadata and maps the indexes, the records come from the disk.
+            out.facts["cold_files"] = evict(path)
+            with LogStore(path) as store:
+                self._iterate(store, count, touched, out, "consume (cold)")
+            with LogStore(path) as store:  # fresh consumers: nothing of the cold read cached in them
+                evict(path)
+                out.lat_us["seek (cold)"] = self._seeks(store, data, self.cold_lookups, out, path)
         shutil.rmtree(path, ignore_errors=True)
         return out
 
@@ -374,10 +533,8 @@ class LogstorePeer(Peer):
         path = fresh(root, "logstore-bulk")
         with LogStore(path) as store:
             store.create_topic(TOPIC, PARTITIONS)
-            with Producer(store, compression_type=wl.codec) as prod:
-                t0 = time.perf_counter()
+            with Producer(store, compression_type=wl.codec) as prod, out.meter("bulk produce"):
                 res = prod.send_many(TOPIC, vals, keys)
-                out.seconds["bulk produce"] = time.perf_counter() - t0
             if int((res.offsets >= 0).sum()) != len(vals):
                 raise AssertionError("send_many() left records without an offset")
             if sum(p.end_offset for p in store.describe_topic(TOPIC).partitions) != len(vals):
@@ -385,61 +542,65 @@ class LogstorePeer(Peer):
         shutil.rmtree(path, ignore_errors=True)
 
     @staticmethod
-    def _iterate(store: LogStore, count: int, touched: int) -> float:
+    def _iterate(store: LogStore, count: int, touched: int, out: Outcome | None = None, op: str = "consume") -> None:
+        out = out or Outcome()
         consumer = Consumer(store, TOPIC, stop_at_end=True)
         total = n = 0
-        t0 = time.perf_counter()
-        for r in consumer:
-            total += len(r.key) + len(r.value)
-            n += 1
-        dt = time.perf_counter() - t0
+        with out.meter(op):
+            for r in consumer:
+                total += len(r.key) + len(r.value)
+                n += 1
         consumer.close()
         check("logstore iteration", n, total, count, touched)
-        return dt
 
     @staticmethod
-    def _columns(store: LogStore, count: int, touched: int) -> float:
+    def _columns(store: LogStore, count: int, touched: int, out: Outcome | None = None) -> None:
+        out = out or Outcome()
         consumer = Consumer(store, TOPIC, stop_at_end=True)
         pc = consumer.poll_columns
         total = n = 0
-        t0 = time.perf_counter()
-        while True:
-            chunk = pc(0)
-            if chunk is None:
-                break
-            rec = chunk.records
-            total += int(rec.key_lengths.sum()) + int(rec.value_lengths.sum())
-            n += len(rec)
-        dt = time.perf_counter() - t0
+        with out.meter("bulk consume"):
+            while True:
+                chunk = pc(0)
+                if chunk is None:
+                    break
+                rec = chunk.records
+                total += int(rec.key_lengths.sum()) + int(rec.value_lengths.sum())
+                n += len(rec)
         consumer.close()
         check("logstore poll_columns", n, total, count, touched)
-        return dt
 
     @staticmethod
-    def _seeks(store: LogStore, data: Data, lookups: list[int]) -> list[float]:
+    def _seeks(store: LogStore, data: Data, lookups: list[int], out: Outcome, cold: str = "") -> list[float]:
+        """seek + poll(0) of each record in ``lookups``; with ``cold`` (the store's directory) every
+        file under it is evicted from the page cache before each lookup (outside the timing)."""
         consumers = {}
         for p in range(PARTITIONS):
             c = Consumer(store)
             c.assign([TopicPartition(TOPIC, p)])
             consumers[p] = c
         tps = {p: TopicPartition(TOPIC, p) for p in range(PARTITIONS)}
-        out = []
+        lat = []
         clock = time.perf_counter_ns
         try:
-            for i in lookups:
-                p, o = int(data.parts[i]), int(data.ranks[i])
-                c, tp = consumers[p], tps[p]
-                t0 = clock()
-                c.seek(tp, o)
-                r = c.poll(0)
-                t1 = clock()
-                out.append((t1 - t0) / 1000)
-                if r is None or r.partition != p or r.offset != o or r.value != data.vals[i]:
-                    raise AssertionError(f"seek({p}, {o}) + poll(0) returned {r!r}")
+            with out.meter("seek (cold)" if cold else "seek", timed=False) as m:
+                for i in lookups:
+                    p, o = int(data.parts[i]), int(data.ranks[i])
+                    c, tp = consumers[p], tps[p]
+                    if cold:  # the partition's files: the only ones this lookup reads
+                        with m.outside():
+                            evict(os.path.join(cold, f"{TOPIC}-{p}"), sync=False)
+                    t0 = clock()
+                    c.seek(tp, o)
+                    r = c.poll(0)
+                    t1 = clock()
+                    lat.append((t1 - t0) / 1000)
+                    if r is None or r.partition != p or r.offset != o or r.value != data.vals[i]:
+                        raise AssertionError(f"seek({p}, {o}) + poll(0) returned {r!r}")
         finally:
             for c in consumers.values():
                 c.close()
-        return out
+        return lat
 
     def run_extra(self, root: str, wl: Workload, data: Data, count: int, lookups: list[int]) -> Outcome:
         out = Outcome()
@@ -461,18 +622,18 @@ class LogstorePeer(Peer):
                         store.partition(TOPIC, p).roll()
             # group consume
             touched = data.touched(count)
-            t0 = time.perf_counter()
-            consumer = Consumer(store, TOPIC, group_id="bench", stop_at_end=True)
-            it = iter(consumer)
-            r = next(it)  # the join: the group's first generation, all 8 partitions assigned to this member
-            first_s = time.perf_counter() - t0
-            total, n = len(r.key) + len(r.value), 1
-            for r in it:
-                total += len(r.key) + len(r.value)
-                n += 1
-            t1 = time.perf_counter()
-            consumer.commit()
-            out.seconds["group consume"] = time.perf_counter() - t0
+            with out.meter("group consume"):
+                t0 = time.perf_counter()
+                consumer = Consumer(store, TOPIC, group_id="bench", stop_at_end=True)
+                it = iter(consumer)
+                r = next(it)  # the join: the group's first generation, all 8 partitions assigned to this member
+                first_s = time.perf_counter() - t0
+                total, n = len(r.key) + len(r.value), 1
+                for r in it:
+                    total += len(r.key) + len(r.value)
+                    n += 1
+                t1 = time.perf_counter()
+                consumer.commit()
             out.facts["group_join_ms"] = round(first_s * 1000, 1)
             out.facts["group_commit_ms"] = round((time.perf_counter() - t1) * 1000, 2)
             committed = consumer.committed(TopicPartition(TOPIC, 0))
@@ -482,39 +643,53 @@ class LogstorePeer(Peer):
                 raise AssertionError("logstore group consume: nothing committed for partition 0")
             # lookup by timestamp
             stamps = {p: ts[parts == p] for p in range(PARTITIONS)}
-            consumers = {}
-            for p in range(PARTITIONS):
-                c = Consumer(store)
-                c.assign([TopicPartition(TOPIC, p)])
-                consumers[p] = c
             logs = {p: store.partition(TOPIC, p) for p in range(PARTITIONS)}
             clock = time.perf_counter_ns
-            oft = []
-            try:
-                for i in lookups:
-                    p, target = int(parts[i]), int(ts[i])
-                    want = first_at(stamps[p], target)
-                    c, tp = consumers[p], TopicPartition(TOPIC, p)
-                    t0n = clock()
-                    c.seek_to_time(target, tp)
-                    r = c.poll(0)
-                    out.time_us.append((clock() - t0n) / 1000)
-                    if r is None or r.offset != want or r.timestamp != target:
-                        raise AssertionError(f"seek_to_time({target}) in {p} returned {r!r}, expected offset {want}")
-                    t0n = clock()
-                    found = logs[p].offset_for_time(target)
-                    oft.append((clock() - t0n) / 1000)
-                    if found is None or found.offset != want:
-                        raise AssertionError(f"offset_for_time({target}) in {p} returned {found!r}")
-            finally:
-                for c in consumers.values():
-                    c.close()
+            oft: list[float] = []
+            for op, which in (("time lookup", lookups), ("time lookup (cold)", self.cold_lookups if self.cold else [])):
+                if not which:
+                    continue
+                if op != "time lookup":
+                    evict(path)
+                consumers = {}
+                for p in range(PARTITIONS):
+                    c = Consumer(store)
+                    c.assign([TopicPartition(TOPIC, p)])
+                    consumers[p] = c
+                lat = out.time_us if op == "time lookup" else out.lat_us.setdefault(op, [])
+                try:
+                    with out.meter(op, timed=False) as m:
+                        for i in which:
+                            p, target = int(parts[i]), int(ts[i])
+                            want = first_at(stamps[p], target)
+                            c, tp = consumers[p], TopicPartition(TOPIC, p)
+                            if op != "time lookup":  # the partition's files: the only ones it reads
+                                with m.outside():
+                                    evict(os.path.join(path, f"{TOPIC}-{p}"), sync=False)
+                            t0n = clock()
+                            c.seek_to_time(target, tp)
+                            r = c.poll(0)
+                            lat.append((clock() - t0n) / 1000)
+                            if r is None or r.offset != want or r.timestamp != target:
+                                raise AssertionError(
+                                    f"seek_to_time({target}) in {p} returned {r!r}, expected offset {want}"
+                                )
+                            if op != "time lookup":
+                                continue
+                            with m.outside():
+                                t0n = clock()
+                                found = logs[p].offset_for_time(target)
+                                oft.append((clock() - t0n) / 1000)
+                            if found is None or found.offset != want:
+                                raise AssertionError(f"offset_for_time({target}) in {p} returned {found!r}")
+                finally:
+                    for c in consumers.values():
+                        c.close()
             out.facts["offset_for_time_us"] = round(statistics.median(oft), 2) if oft else None
             # retention
             segments = sum(len(logs[p].segments) for p in range(PARTITIONS))
-            t0 = time.perf_counter()
-            res = store.apply_retention(TOPIC, now=data.cutoff(count) + RETENTION_MS)
-            out.seconds["retention"] = time.perf_counter() - t0
+            with out.meter("retention"):
+                res = store.apply_retention(TOPIC, now=data.cutoff(count) + RETENTION_MS)
             removed = sum(r.log_start_offset for r in res)
             if any(r.log_start_offset > first_at(stamps[r.partition], data.cutoff(count)) for r in res):
                 raise AssertionError("logstore retention removed records newer than the cutoff")
@@ -556,11 +731,10 @@ class SqlitePeer(Peer):
 
     def _bulk(self, path: str, keys: list[bytes], vals: list[bytes], out: Outcome) -> None:
         bulk = self._open(path)
-        t0 = time.perf_counter()
-        bulk.execute("BEGIN")
-        bulk.executemany(self.SQL_INSERT, zip(keys, vals, strict=True))
-        bulk.execute("COMMIT")
-        out.seconds["bulk produce"] = time.perf_counter() - t0
+        with out.meter("bulk produce"):
+            bulk.execute("BEGIN")
+            bulk.executemany(self.SQL_INSERT, zip(keys, vals, strict=True))
+            bulk.execute("COMMIT")
         if bulk.execute("SELECT count(*) FROM log").fetchone()[0] != len(keys):
             raise AssertionError("sqlite executemany: wrong row count")
         bulk.close()
@@ -576,40 +750,74 @@ class SqlitePeer(Peer):
         cur = conn.cursor()
         execute = cur.execute
         sql = self.SQL_INSERT
-        t0 = time.perf_counter()
-        execute("BEGIN")
-        for k, v in zip(keys, vals, strict=True):
-            execute(sql, (k, v))
-        execute("COMMIT")
-        out.seconds["produce"] = time.perf_counter() - t0
+        with out.meter("produce"):
+            execute("BEGIN")
+            for k, v in zip(keys, vals, strict=True):
+                execute(sql, (k, v))
+            execute("COMMIT")
         if not self.flip:
             self._bulk(os.path.join(d, "bulk.db"), keys, vals, out)
         out.facts["synchronous"] = conn.execute("PRAGMA synchronous").fetchone()[0]
-        total = n = 0
-        t0 = time.perf_counter()
-        c = conn.execute("SELECT key, value FROM log WHERE id > ? ORDER BY id", (0,))
-        c.arraysize = FETCHMANY
-        fetch = c.fetchmany
-        while True:
-            rows = fetch()
-            if not rows:
-                break
-            for k, v in rows:
-                total += len(k) + len(v)
-            n += len(rows)
-        out.seconds["consume"] = time.perf_counter() - t0
-        check("sqlite fetchmany", n, total, count, data.touched(count))
-        clock = time.perf_counter_ns
-        one = "SELECT key, value FROM log WHERE id = ?"
-        for i in lookups:
-            t0n = clock()
-            row = conn.execute(one, (i + 1,)).fetchone()
-            out.seek_us.append((clock() - t0n) / 1000)
-            if row is None or row[1] != vals[i]:
-                raise AssertionError(f"sqlite: row {i + 1} is {row!r}")
+        self._scan(conn, count, data, out, "consume")
+        self._lookups(conn, lookups, vals, out, "seek", out.seek_us)
         conn.close()
+        if self.cold:
+            # Closed (the last connection checkpoints the WAL into log.db and deletes it), every file
+            # of the directory evicted, opened again: sqlite's own page cache starts empty too.
+            out.facts["cold_files"] = evict(d)
+            conn = self._open(os.path.join(d, "log.db"))
+            self._scan(conn, count, data, out, "consume (cold)")
+            conn.close()
+            conn = self._open(os.path.join(d, "log.db"))  # a fresh connection: an empty sqlite page cache
+            evict(d)
+            self._lookups(
+                conn, self.cold_lookups, vals, out, "seek (cold)", out.lat_us.setdefault("seek (cold)", []), d
+            )
+            conn.close()
         shutil.rmtree(d, ignore_errors=True)
         return out
+
+    @staticmethod
+    def _scan(conn: sqlite3.Connection, count: int, data: Data, out: Outcome, op: str) -> None:
+        total = n = 0
+        with out.meter(op):
+            c = conn.execute("SELECT key, value FROM log WHERE id > ? ORDER BY id", (0,))
+            c.arraysize = FETCHMANY
+            fetch = c.fetchmany
+            while True:
+                rows = fetch()
+                if not rows:
+                    break
+                for k, v in rows:
+                    total += len(k) + len(v)
+                n += len(rows)
+        check("sqlite fetchmany", n, total, count, data.touched(count))
+
+    @staticmethod
+    def _lookups(
+        conn: sqlite3.Connection,
+        lookups: list[int],
+        vals: list[bytes],
+        out: Outcome,
+        op: str,
+        lat: list[float],
+        cold: str = "",
+    ) -> None:
+        """Row ``i + 1`` for each ``i``; with ``cold`` (the db's directory) its files are evicted from
+        the page cache before each lookup, outside the timing (sqlite's own page cache stays: it is
+        the connection's, as logstore's maps of its indexes are the store's)."""
+        clock = time.perf_counter_ns
+        one = "SELECT key, value FROM log WHERE id = ?"
+        with out.meter(op, timed=False) as m:
+            for i in lookups:
+                if cold:
+                    with m.outside():
+                        evict(cold, sync=False)
+                t0n = clock()
+                row = conn.execute(one, (i + 1,)).fetchone()
+                lat.append((clock() - t0n) / 1000)
+                if row is None or row[1] != vals[i]:
+                    raise AssertionError(f"sqlite: row {i + 1} is {row!r}")
 
     def run_extra(self, root: str, wl: Workload, data: Data, count: int, lookups: list[int]) -> Outcome:
         out = Outcome()
@@ -627,46 +835,57 @@ class SqlitePeer(Peer):
         )
         conn.execute("COMMIT")
         # group consume: a DIY committed position
-        t0 = time.perf_counter()
-        row = conn.execute("SELECT pos FROM offsets WHERE grp = ?", ("bench",)).fetchone()
-        pos = row[0] if row else 0
-        c = conn.execute("SELECT id, key, value FROM log WHERE id > ? ORDER BY id", (pos,))
-        c.arraysize = FETCHMANY
-        fetch = c.fetchmany
-        total = n = 0
-        last = pos
-        while True:
-            rows = fetch()
-            if not rows:
-                break
-            for _, k, v in rows:
-                total += len(k) + len(v)
-            n += len(rows)
-            last = rows[-1][0]
-        conn.execute("BEGIN")
-        conn.execute("INSERT OR REPLACE INTO offsets (grp, pos) VALUES (?, ?)", ("bench", last))
-        conn.execute("COMMIT")
-        out.seconds["group consume"] = time.perf_counter() - t0
+        with out.meter("group consume"):
+            row = conn.execute("SELECT pos FROM offsets WHERE grp = ?", ("bench",)).fetchone()
+            pos = row[0] if row else 0
+            c = conn.execute("SELECT id, key, value FROM log WHERE id > ? ORDER BY id", (pos,))
+            c.arraysize = FETCHMANY
+            fetch = c.fetchmany
+            total = n = 0
+            last = pos
+            while True:
+                rows = fetch()
+                if not rows:
+                    break
+                for _, k, v in rows:
+                    total += len(k) + len(v)
+                n += len(rows)
+                last = rows[-1][0]
+            conn.execute("BEGIN")
+            conn.execute("INSERT OR REPLACE INTO offsets (grp, pos) VALUES (?, ?)", ("bench", last))
+            conn.execute("COMMIT")
         check("sqlite DIY group consume", n, total, count, data.touched(count))
-        # lookup by timestamp
+        # lookup by timestamp (cold: on a fresh connection, the files evicted before each lookup)
         clock = time.perf_counter_ns
         one = "SELECT id, ts, key, value FROM log WHERE ts >= ? ORDER BY ts LIMIT 1"
-        for i in lookups:
-            target = int(ts[i])
-            t0n = clock()
-            got = conn.execute(one, (target,)).fetchone()
-            out.time_us.append((clock() - t0n) / 1000)
-            want = first_at(ts, target)
-            if got is None or got[0] != want + 1 or got[1] != target or got[3] != data.vals[want]:
-                raise AssertionError(f"sqlite: ts >= {target} gave {got!r:.80}, expected row {want + 1}")
+        for op, which in (("time lookup", lookups), ("time lookup (cold)", self.cold_lookups if self.cold else [])):
+            if not which:
+                continue
+            if op != "time lookup":
+                conn.close()
+                conn = sqlite3.connect(os.path.join(d, "extra.db"), isolation_level=None)
+                conn.execute("PRAGMA synchronous=FULL")
+                evict(d)
+            lat = out.time_us if op == "time lookup" else out.lat_us.setdefault(op, [])
+            with out.meter(op, timed=False) as m:
+                for i in which:
+                    target = int(ts[i])
+                    if op != "time lookup":
+                        with m.outside():
+                            evict(d, sync=False)
+                    t0n = clock()
+                    got = conn.execute(one, (target,)).fetchone()
+                    lat.append((clock() - t0n) / 1000)
+                    want = first_at(ts, target)
+                    if got is None or got[0] != want + 1 or got[1] != target or got[3] != data.vals[want]:
+                        raise AssertionError(f"sqlite: ts >= {target} gave {got!r:.80}, expected row {want + 1}")
         # retention
         cutoff = data.cutoff(count)
-        t0 = time.perf_counter()
-        conn.execute("BEGIN")
-        removed = conn.execute("DELETE FROM log WHERE ts < ?", (cutoff,)).rowcount
-        conn.execute("COMMIT")
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-        out.seconds["retention"] = time.perf_counter() - t0
+        with out.meter("retention"):
+            conn.execute("BEGIN")
+            removed = conn.execute("DELETE FROM log WHERE ts < ?", (cutoff,)).rowcount
+            conn.execute("COMMIT")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         if removed != first_at(ts, cutoff):
             raise AssertionError(f"sqlite retention removed {removed} rows, expected {first_at(ts, cutoff)}")
         out.facts["retention_removed"] = removed
@@ -698,23 +917,33 @@ class PersistQueueSqlitePeer(Peer):
         q = persistqueue.SQLiteQueue(d, auto_commit=False)
         out.facts["synchronous"] = q._putter.execute("PRAGMA synchronous").fetchone()[0]  # the peer's own handle
         put = q.put
-        t0 = time.perf_counter()
-        for k, v in zip(data.keys[:count], data.vals[:count], strict=True):
-            put((k, v))
-        q.task_done()
-        out.seconds["produce"] = time.perf_counter() - t0
-        get = q.get
-        total = n = 0
-        t0 = time.perf_counter()
-        for _ in range(count):
-            k, v = get(block=False)
-            total += len(k) + len(v)
-            n += 1
-        q.task_done()
-        out.seconds["consume"] = time.perf_counter() - t0
-        check("persist-queue SQLiteQueue", n, total, count, data.touched(count))
+        with out.meter("produce"):
+            for k, v in zip(data.keys[:count], data.vals[:count], strict=True):
+                put((k, v))
+            q.task_done()
+        if self.cold:  # a copy of the queue for the cold read (closed first, so the copy is consistent)
+            q.close()
+            shutil.copytree(d, d + "-cold")
+            q = persistqueue.SQLiteQueue(d, auto_commit=False)
+        for op, path in (("consume", d), ("consume (cold)", d + "-cold")):
+            if op != "consume":
+                if not self.cold:
+                    break
+                q.close()
+                out.facts["cold_files"] = evict(path)
+                q = persistqueue.SQLiteQueue(path, auto_commit=False)
+            get = q.get
+            total = n = 0
+            with out.meter(op):
+                for _ in range(count):
+                    k, v = get(block=False)
+                    total += len(k) + len(v)
+                    n += 1
+                q.task_done()
+            check(f"persist-queue SQLiteQueue {op}", n, total, count, data.touched(count))
         q.close()
         shutil.rmtree(d, ignore_errors=True)
+        shutil.rmtree(d + "-cold", ignore_errors=True)
         return out
 
 
@@ -740,22 +969,31 @@ class PersistQueueFilePeer(Peer):
         d = fresh(root, "pq-file")
         q = persistqueue.Queue(os.path.join(d, "q"), tempdir=d)
         put = q.put
-        t0 = time.perf_counter()
-        for k, v in zip(data.keys[:count], data.vals[:count], strict=True):
-            put((k, v))
-        out.seconds["produce"] = time.perf_counter() - t0
-        get = q.get
-        total = n = 0
-        t0 = time.perf_counter()
-        for _ in range(count):
-            k, v = get(block=False)
-            total += len(k) + len(v)
-            n += 1
-        q.task_done()
-        out.seconds["consume"] = time.perf_counter() - t0
-        check("persist-queue Queue", n, total, count, data.touched(count))
+        with out.meter("produce"):
+            for k, v in zip(data.keys[:count], data.vals[:count], strict=True):
+                put((k, v))
+        cold = d + "-cold"
+        if self.cold:  # a copy of the queue's files for the cold read (every put() was flushed)
+            shutil.copytree(os.path.join(d, "q"), os.path.join(cold, "q"))
+        for op in ("consume", "consume (cold)"):
+            if op != "consume":
+                if not self.cold:
+                    break
+                del q
+                out.facts["cold_files"] = evict(cold)
+                q = persistqueue.Queue(os.path.join(cold, "q"), tempdir=cold)
+            get = q.get
+            total = n = 0
+            with out.meter(op):
+                for _ in range(count):
+                    k, v = get(block=False)
+                    total += len(k) + len(v)
+                    n += 1
+                q.task_done()
+            check(f"persist-queue Queue {op}", n, total, count, data.touched(count))
         del q
         shutil.rmtree(d, ignore_errors=True)
+        shutil.rmtree(cold, ignore_errors=True)
         return out
 
 
@@ -786,18 +1024,15 @@ class LiteQueuePeer(Peer):
         vals, keys = data.vals[:count], data.keys[:count]
         q = litequeue.LiteQueue(os.path.join(d, "q.db"))
         put = q.put
-        t0 = time.perf_counter()
-        for k, v in zip(keys, vals, strict=True):
-            put(k + b"\0" + v)
-        out.seconds["produce"] = time.perf_counter() - t0
+        with out.meter("produce"):
+            for k, v in zip(keys, vals, strict=True):
+                put(k + b"\0" + v)
         q.close()
         q = litequeue.LiteQueue(os.path.join(d, "bulk.db"))
         put = q.put
-        t0 = time.perf_counter()
-        with q.transaction():
+        with out.meter("bulk produce"), q.transaction():
             for k, v in zip(keys, vals, strict=True):
                 put(k + b"\0" + v)
-        out.seconds["bulk produce"] = time.perf_counter() - t0
         q.close()
         # pop() picks the oldest ready message with ORDER BY over the queue on every call, so its cost
         # grows with the queue: consume is measured on a queue of consume_cap messages.
@@ -806,18 +1041,29 @@ class LiteQueuePeer(Peer):
         with q.transaction():
             for k, v in zip(keys[:m], vals[:m], strict=True):
                 q.put(k + b"\0" + v)
-        pop, done = q.pop, q.done
-        total = n = 0
-        t0 = time.perf_counter()
-        for _ in range(m):
-            msg = pop()
-            k, _, v = msg.data.partition(b"\0")
-            total += len(k) + len(v)
-            done(msg.message_id)
-            n += 1
-        out.seconds["consume"] = time.perf_counter() - t0
+        if self.cold:  # a copy for the cold read (closed first: the WAL checkpointed, the copy consistent)
+            q.close()
+            os.makedirs(os.path.join(d, "cold"))
+            shutil.copy(os.path.join(d, "consume.db"), os.path.join(d, "cold", "consume.db"))
+            q = litequeue.LiteQueue(os.path.join(d, "consume.db"))
+        for op in ("consume", "consume (cold)"):
+            if op != "consume":
+                if not self.cold:
+                    break
+                q.close()
+                out.facts["cold_files"] = evict(os.path.join(d, "cold"))
+                q = litequeue.LiteQueue(os.path.join(d, "cold", "consume.db"))
+            pop, done = q.pop, q.done
+            total = n = 0
+            with out.meter(op):
+                for _ in range(m):
+                    msg = pop()
+                    k, _, v = msg.data.partition(b"\0")
+                    total += len(k) + len(v)
+                    done(msg.message_id)
+                    n += 1
+            check(f"litequeue pop {op}", n, total, m, data.touched(m))
         out.facts["consume_records"] = m
-        check("litequeue pop", n, total, m, data.touched(m))
         q.close()
         shutil.rmtree(d, ignore_errors=True)
         return out
@@ -852,6 +1098,10 @@ class RedisPeer(Peer):
             "macro-nodes and at most 100 x stream-node-max-entries per call)",
         }
         self.version = ""
+        self.pid: int | None = None  # the running redis-server's
+        self.cold_skip = (
+            "Redis keeps the stream in memory (the AOF is read only at startup): no page-cache read to make cold"
+        )
 
     def available(self) -> str:
         why = super().available()
@@ -883,6 +1133,7 @@ class RedisPeer(Peer):
             "--auto-aof-rewrite-percentage", "0",
         ]  # fmt: skip
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.pid = proc.pid
         client = redis.Redis(host="127.0.0.1", port=port)
         try:
             deadline = time.monotonic() + 10
@@ -914,35 +1165,35 @@ class RedisPeer(Peer):
         vals, keys = data.vals[:count], data.keys[:count]
         with self.server(root) as r:
             ids: list[bytes] = []
-            t0 = time.perf_counter()
-            for s in range(0, count, REDIS_PIPELINE):
-                pipe = r.pipeline(transaction=False)
-                xadd = pipe.xadd
-                for k, v in zip(keys[s : s + REDIS_PIPELINE], vals[s : s + REDIS_PIPELINE], strict=True):
-                    xadd(TOPIC, {b"k": k, b"v": v})
-                ids.extend(pipe.execute())
-            out.seconds["produce"] = time.perf_counter() - t0
+            pid = self.pid
+            with out.meter("produce", pid):
+                for s in range(0, count, REDIS_PIPELINE):
+                    pipe = r.pipeline(transaction=False)
+                    xadd = pipe.xadd
+                    for k, v in zip(keys[s : s + REDIS_PIPELINE], vals[s : s + REDIS_PIPELINE], strict=True):
+                        xadd(TOPIC, {b"k": k, b"v": v})
+                    ids.extend(pipe.execute())
             total = n = 0
             low: bytes | str = "-"
             xrange = r.xrange
-            t0 = time.perf_counter()
-            while True:
-                page = xrange(TOPIC, min=low, max="+", count=REDIS_PAGE)
-                if not page:
-                    break
-                for _, f in page:
-                    total += len(f[b"k"]) + len(f[b"v"])
-                n += len(page)
-                low = b"(" + page[-1][0]
-            out.seconds["consume"] = time.perf_counter() - t0
+            with out.meter("consume", pid):
+                while True:
+                    page = xrange(TOPIC, min=low, max="+", count=REDIS_PAGE)
+                    if not page:
+                        break
+                    for _, f in page:
+                        total += len(f[b"k"]) + len(f[b"v"])
+                    n += len(page)
+                    low = b"(" + page[-1][0]
             check("redis XRANGE", n, total, count, data.touched(count))
             clock = time.perf_counter_ns
-            for i in lookups:
-                t0n = clock()
-                got = xrange(TOPIC, min=ids[i], max=ids[i], count=1)
-                out.seek_us.append((clock() - t0n) / 1000)
-                if len(got) != 1 or got[0][1][b"v"] != vals[i]:
-                    raise AssertionError(f"redis: XRANGE {ids[i]!r} returned {got!r}")
+            with out.meter("seek", pid, timed=False):
+                for i in lookups:
+                    t0n = clock()
+                    got = xrange(TOPIC, min=ids[i], max=ids[i], count=1)
+                    out.seek_us.append((clock() - t0n) / 1000)
+                    if len(got) != 1 or got[0][1][b"v"] != vals[i]:
+                        raise AssertionError(f"redis: XRANGE {ids[i]!r} returned {got!r}")
             info = r.info("persistence")
             out.facts["aof_enabled"] = info.get("aof_enabled")
         return out
@@ -959,46 +1210,46 @@ class RedisPeer(Peer):
                     pipe.xadd(TOPIC, {b"k": keys[i], b"v": vals[i]}, id=f"{tsl[i]}-{i % RECORDS_PER_MS}")
                 pipe.execute()
             # group consume
-            t0 = time.perf_counter()
-            r.xgroup_create(TOPIC, "bench", id="0")
-            total = n = acked = 0
-            ids: list[bytes] = []
-            while True:
-                pipe = r.pipeline(transaction=False)
-                if ids:
-                    pipe.xack(TOPIC, "bench", *ids)
-                pipe.xreadgroup("bench", "c1", {TOPIC: ">"}, count=REDIS_PAGE)
-                res = pipe.execute()
-                if ids:
-                    acked += res[0]
-                resp = res[-1]
-                page = resp[0][1] if resp else []
-                if not page:
-                    break
-                for _, f in page:
-                    total += len(f[b"k"]) + len(f[b"v"])
-                n += len(page)
-                ids = [e[0] for e in page]
-            out.seconds["group consume"] = time.perf_counter() - t0
+            pid = self.pid
+            with out.meter("group consume", pid):
+                r.xgroup_create(TOPIC, "bench", id="0")
+                total = n = acked = 0
+                ids: list[bytes] = []
+                while True:
+                    pipe = r.pipeline(transaction=False)
+                    if ids:
+                        pipe.xack(TOPIC, "bench", *ids)
+                    pipe.xreadgroup("bench", "c1", {TOPIC: ">"}, count=REDIS_PAGE)
+                    res = pipe.execute()
+                    if ids:
+                        acked += res[0]
+                    resp = res[-1]
+                    page = resp[0][1] if resp else []
+                    if not page:
+                        break
+                    for _, f in page:
+                        total += len(f[b"k"]) + len(f[b"v"])
+                    n += len(page)
+                    ids = [e[0] for e in page]
             check("redis XREADGROUP", n, total, count, data.touched(count))
             if acked != count:
                 raise AssertionError(f"redis XACK acknowledged {acked} of {count}")
             # lookup by timestamp
             clock = time.perf_counter_ns
             xrange = r.xrange
-            for i in lookups:
-                target = int(ts[i])
-                t0n = clock()
-                got = xrange(TOPIC, min=str(target), max="+", count=1)
-                out.time_us.append((clock() - t0n) / 1000)
-                want = first_at(ts, target)
-                if len(got) != 1 or got[0][0] != f"{target}-0".encode() or got[0][1][b"v"] != vals[want]:
-                    raise AssertionError(f"redis: XRANGE {target} + COUNT 1 returned {got!r:.80}")
+            with out.meter("time lookup", pid, timed=False):
+                for i in lookups:
+                    target = int(ts[i])
+                    t0n = clock()
+                    got = xrange(TOPIC, min=str(target), max="+", count=1)
+                    out.time_us.append((clock() - t0n) / 1000)
+                    want = first_at(ts, target)
+                    if len(got) != 1 or got[0][0] != f"{target}-0".encode() or got[0][1][b"v"] != vals[want]:
+                        raise AssertionError(f"redis: XRANGE {target} + COUNT 1 returned {got!r:.80}")
             # retention
             cutoff = data.cutoff(count)
-            t0 = time.perf_counter()
-            removed = r.xtrim(TOPIC, minid=str(cutoff), approximate=False)
-            out.seconds["retention"] = time.perf_counter() - t0
+            with out.meter("retention", pid):
+                removed = r.xtrim(TOPIC, minid=str(cutoff), approximate=False)
             if removed != first_at(ts, cutoff):
                 raise AssertionError(f"redis XTRIM removed {removed}, expected {first_at(ts, cutoff)}")
             out.facts["retention_removed"] = removed
@@ -1019,6 +1270,7 @@ class KafkaCodecPeer(Peer):
         "consume": "for rec in DefaultRecordBatch(buf) over the built batches, touching rec.key and rec.value",
     }
     package = "kafka.record.default_records"
+    cold_skip = "in memory: no file to read"
 
     def run(self, root: str, wl: Workload, data: Data, count: int, lookups: list[int]) -> Outcome:
         from kafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
@@ -1031,25 +1283,23 @@ class KafkaCodecPeer(Peer):
 
         ts = time.time_ns() // 1_000_000
         batches: list[bytes] = []
-        t0 = time.perf_counter()
-        b = builder()
-        off = 0
-        for k, v in zip(data.keys[:count], data.vals[:count], strict=True):
-            if b.append(off, ts, k, v, []) is None:
-                batches.append(b.build())
-                b = builder()
-                off = 0
-                b.append(off, ts, k, v, [])
-            off += 1
-        batches.append(b.build())
-        out.seconds["produce"] = time.perf_counter() - t0
+        with out.meter("produce"):
+            b = builder()
+            off = 0
+            for k, v in zip(data.keys[:count], data.vals[:count], strict=True):
+                if b.append(off, ts, k, v, []) is None:
+                    batches.append(b.build())
+                    b = builder()
+                    off = 0
+                    b.append(off, ts, k, v, [])
+                off += 1
+            batches.append(b.build())
         total = n = 0
-        t0 = time.perf_counter()
-        for buf in batches:
-            for rec in DefaultRecordBatch(buf):
-                total += len(rec.key) + len(rec.value)
-                n += 1
-        out.seconds["consume"] = time.perf_counter() - t0
+        with out.meter("consume"):
+            for buf in batches:
+                for rec in DefaultRecordBatch(buf):
+                    total += len(rec.key) + len(rec.value)
+                    n += 1
         check("kafka-python DefaultRecordBatch", n, total, count, data.touched(count))
         out.facts["batches"] = len(batches)
         return out
@@ -1066,6 +1316,8 @@ class RawFilePeer(Peer):
     how = {  # noqa: RUF012
         "produce": "os.write(fd, 1 MiB frame) + os.fsync(fd) per frame (records/s: the same bytes as records)",
         "consume": "a page-cache read of that file: f.readinto(1 MiB buffer) to the end",
+        "consume (cold)": "the same read after the file was evicted from the page cache (fsync + "
+        "posix_fadvise DONTNEED): a disk read",
     }
 
     def __init__(self, raw_mib: int) -> None:
@@ -1080,32 +1332,32 @@ class RawFilePeer(Peer):
         path = os.path.join(d, "raw.bin")
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            t0 = time.perf_counter()
-            for _ in range(frames):
-                if os.write(fd, frame) != MiB:
-                    raise AssertionError("short write")
-                os.fsync(fd)
-            dt = time.perf_counter() - t0
+            with out.meter("produce"):
+                for _ in range(frames):
+                    if os.write(fd, frame) != MiB:
+                        raise AssertionError("short write")
+                    os.fsync(fd)
         finally:
             os.close(fd)
         # As seconds for the records of this workload that the same bytes hold.
         records = frames * MiB / per_record
-        out.seconds["produce"] = dt * count / records
+        out.seconds["produce"] *= count / records
         buf = bytearray(MiB)
         view = memoryview(buf)
-        got = 0
-        with open(path, "rb", buffering=0) as f:
-            readinto = f.readinto
-            t0 = time.perf_counter()
-            while True:
-                k = readinto(view)
-                if not k:
-                    break
-                got += k
-            dt = time.perf_counter() - t0
-        if got != frames * MiB:
-            raise AssertionError(f"raw read {got} bytes of {frames * MiB}")
-        out.seconds["consume"] = dt * count / records
+        for op in ("consume", "consume (cold)") if self.cold else ("consume",):
+            if op != "consume":
+                evict(path)
+            got = 0
+            with open(path, "rb", buffering=0) as f, out.meter(op):
+                readinto = f.readinto
+                while True:
+                    k = readinto(view)
+                    if not k:
+                        break
+                    got += k
+            if got != frames * MiB:
+                raise AssertionError(f"raw read {got} bytes of {frames * MiB}")
+            out.seconds[op] *= count / records
         out.facts["mib"] = frames
         shutil.rmtree(d, ignore_errors=True)
         return out
@@ -1131,6 +1383,9 @@ class Row:
     note: str = ""
     skipped: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    cpu: float | None = None  # CPU % of the timed part (median round; 100 = one core), Redis: + the server's
+    peak_mib: float | None = None  # peak RSS of the process doing the work (highest round), MiB
+    grow_mib: float | None = None  # that peak minus its RSS at the start of the timed part (highest round)
 
 
 def fmt(x: float | None, kind: str) -> str:
@@ -1146,11 +1401,24 @@ def fmt(x: float | None, kind: str) -> str:
 
 
 def peer_table(rows: list[Row]) -> str:
-    head = ("id", "op", "peer", "durability", "records", "rec/s", "MB/s", "us/rec", "logstore/peer")
+    head = (
+        "id",
+        "op",
+        "peer",
+        "durability",
+        "records",
+        "rec/s",
+        "MB/s",
+        "us/rec",
+        "logstore/peer",
+        "CPU%",
+        "RSS MiB",
+        "+MiB",
+    )
     body = []
     for r in rows:
         if r.skipped:
-            body.append((r.id, r.op, r.peer, r.durability, "-", r.skipped, "-", "-", "-"))
+            body.append((r.id, r.op, r.peer, r.durability, "-", r.skipped, "-", "-", "-", "-", "-", "-"))
             continue
         body.append(
             (
@@ -1163,10 +1431,13 @@ def peer_table(rows: list[Row]) -> str:
                 fmt(r.mbs, "mbs"),
                 fmt(r.us, "us"),
                 fmt(r.vs, "x"),
+                "-" if r.cpu is None else f"{r.cpu:.0f}",
+                "-" if r.peak_mib is None else f"{r.peak_mib:,.0f}",
+                "-" if r.grow_mib is None else f"{r.grow_mib:,.0f}",
             )
         )
     widths = [max(len(x[i]) for x in [head, *body]) for i in range(len(head))]
-    right = {4, 5, 6, 7, 8}
+    right = {4, 5, 6, 7, 8, 9, 10, 11}
     lines = []
     last_wl = None
     for j, row in enumerate([head, *body]):
@@ -1213,6 +1484,8 @@ class Bench:
         # (workload, op, peer) -> per-round seconds / per-round seek latencies
         self.seconds: dict[tuple[str, str, str], list[float]] = {}
         self.lat_rounds: dict[tuple[str, str, str], list[list[float]]] = {}  # (wl, op, peer): µs per lookup
+        self.cpu: dict[tuple[str, str, str], list[float]] = {}  # (wl, op, peer): CPU s / wall s per round
+        self.rss: dict[tuple[str, str, str], list[tuple[int, int]]] = {}  # (peak KiB, start KiB) per round
         self.counts: dict[tuple[str, str], int] = {}
         self.facts: dict[tuple[str, str], dict[str, Any]] = {}
         self.data: dict[str, Data] = {}
@@ -1234,10 +1507,13 @@ class Bench:
         rng = random.Random(20231114 + ord(wl.key))
         runnable = [p for p in self.peers if p.name not in self.skipped]
         per_round = max(1, sz.seeks // sz.rounds)
+        cold_round = max(1, sz.cold_seeks // sz.rounds)
         warm_bytes = 16_000_000 // (wl.value_bytes + 10)
         for p in runnable:  # warm-up round, untimed: imports, caches, code paths
             count = min(self.count_for(p, wl), sz.warmup, max(100, warm_bytes))
             lookups = [rng.randrange(count) for _ in range(sz.seek_warmup)]
+            p.cold = wl.key in COLD_WORKLOADS and not p.cold_skip
+            p.cold_lookups = [rng.randrange(count) for _ in range(min(20, cold_round))]
             try:
                 p.run(self.root, wl, data, count, lookups)
             except Exception as e:  # a peer that fails is reported, not dropped
@@ -1260,6 +1536,7 @@ class Bench:
                     if extra and not self.has_extra(p, wl):
                         continue
                     lookups = [rng.randrange(count) for _ in range(per_round)]
+                    p.cold_lookups = [rng.randrange(count) for _ in range(cold_round)]
                     t0 = time.perf_counter()
                     try:
                         run = p.run_extra if extra else p.run
@@ -1270,9 +1547,13 @@ class Bench:
                     self.counts[(wl.key, p.name)] = count
                     for op, s in out.seconds.items():
                         self.seconds.setdefault((wl.key, op, p.name), []).append(s)
-                    for op, lat in (("seek", out.seek_us), ("time lookup", out.time_us)):
+                    for op, lat in (("seek", out.seek_us), ("time lookup", out.time_us), *out.lat_us.items()):
                         if lat:
                             self.lat_rounds.setdefault((wl.key, op, p.name), []).append(lat)
+                    for op, c in out.cpu.items():
+                        self.cpu.setdefault((wl.key, op, p.name), []).append(c)
+                    for op, m in out.rss.items():
+                        self.rss.setdefault((wl.key, op, p.name), []).append(m)
                     self.facts.setdefault((wl.key, p.name), {}).update(out.facts)
                     what = " (group consume, time lookup, retention)" if extra else ""
                     sb.progress(f"    {p.name}{what}: {count:,} records, {time.perf_counter() - t0:.1f} s")
@@ -1303,7 +1584,7 @@ class Bench:
         """Records an operation handled per round (litequeue's consume reads a smaller queue; a
         retention pass removes part of the records)."""
         count = self.counts[(wl, peer)]
-        if op == "consume":
+        if op in ("consume", "consume (cold)"):
             return self.facts.get((wl, peer), {}).get("consume_records", count)
         if op == "retention":
             return self.facts.get((wl, peer), {}).get("retention_removed", count)
@@ -1319,14 +1600,22 @@ class Bench:
         for op in OPS:
             if op in EXTRA_OPS and wl.key not in EXTRA_WORKLOADS:
                 continue
+            warm_op = COLD_OPS.get(op)
+            if warm_op and wl.key not in COLD_WORKLOADS:
+                continue
             base_rate = self.rate(wl.key, op, "logstore")
             base_us = self.lat_median(wl.key, op, "logstore")
             for p in self.peers:
-                if op not in p.how:
+                if op not in p.how and not (warm_op and warm_op in p.how):
                     continue
-                rid = f"{wl.key}.{op.replace(' ', '-')}.{p.name}"
+                rid = f"{wl.key}.{op.replace(' (cold)', '-cold').replace(' ', '-')}.{p.name}"
                 key = p.name + ("+extra" if op in EXTRA_OPS else "")
                 why = self.skipped.get(p.name) or self.errors.get((wl.key, key))
+                if warm_op and p.cold_skip and not why:
+                    self.rows.append(
+                        Row(rid, wl.key, op, p.label, p.durability, None, None, None, None, None, p.cold_skip, "n/a")
+                    )
+                    continue
                 measured = self.seconds.get((wl.key, op, p.name)) or self.lat_rounds.get((wl.key, op, p.name))
                 if not why and not measured:
                     why = "not measured"
@@ -1366,6 +1655,7 @@ class Bench:
                     self.rows.append(
                         Row(rid, wl.key, op, p.label, p.durability, count, 1e6 / med, None, med, vs, note, "", extra)
                     )
+                    self.add_usage(self.rows[-1], (wl.key, op, p.name))
                     continue
                 secs = self.seconds[(wl.key, op, p.name)]
                 rate = count / statistics.median(secs)
@@ -1404,6 +1694,20 @@ class Bench:
                         {"seconds": [round(s, 5) for s in secs], "bytes_per_record": per_record},
                     )
                 )
+                self.add_usage(self.rows[-1], (wl.key, op, p.name))
+
+    def add_usage(self, row: Row, key: tuple[str, str, str]) -> None:
+        """CPU % (median round) and peak RSS (highest round) of a row's timed parts; per round in its detail."""
+        cpu, rss = self.cpu.get(key), self.rss.get(key)
+        if cpu:
+            row.cpu = 100 * statistics.median(cpu)
+            row.extra["cpu_pct_rounds"] = [round(100 * c, 1) for c in cpu]
+        if rss:
+            row.peak_mib = max(pk for pk, _ in rss) / 1024
+            row.grow_mib = max(0, max(pk - st for pk, st in rss)) / 1024
+            row.extra["peak_rss_kib_rounds"] = [pk for pk, _ in rss]
+            row.extra["start_rss_kib_rounds"] = [st for _, st in rss]
+            row.extra["rss_process"] = "redis-server" if key[2].startswith("redis") else "bench"
 
     # baselines and targets ---------------------------------------------------------------------------
 
@@ -1627,6 +1931,22 @@ class Bench:
             "  logstore/peer: logstore's records/s over the peer's (seek: the peer's median us over logstore's); "
             "> 1 means logstore is faster"
         )
+        lines.append(
+            "  CPU%: CPU time / wall time of the timed part (median round; 100 = one core): the bench process "
+            "(time.process_time, all threads), plus for Redis the redis-server's utime + stime (/proc/<pid>/stat)"
+        )
+        lines.append(
+            "  RSS MiB: peak resident set (VmHWM, reset before the timed part; highest round) of the process "
+            "doing the work: the bench process (it also holds the workload's records), for Redis the "
+            "redis-server; +MiB: that peak minus the process's RSS at the start of the timed part"
+        )
+        lines.append(
+            "  (cold): workload a, before the timed part every file the peer reads is evicted from the page "
+            "cache (fsync + posix_fadvise DONTNEED per file): consume once, on a store / connection opened "
+            "again; seek and time lookup before every lookup (the partition's files for logstore, the db's "
+            "for sqlite3; without the fsync, outside the timing), on fresh consumers / connection; memory the "
+            "process maps (logstore's indexes, sqlite's -shm) or caches itself (sqlite's page cache) stays"
+        )
         return "\n".join(lines)
 
     def row_notes(self) -> str:
@@ -1807,6 +2127,9 @@ def main(argv: list[str] | None = None) -> int:
                 "mb_per_s": r.mbs,
                 "us_per_record": r.us,
                 "logstore_over_peer": r.vs,
+                "cpu_pct": r.cpu,
+                "peak_rss_mib": r.peak_mib,
+                "rss_growth_mib": r.grow_mib,
                 "note": r.note,
                 "skipped": r.skipped,
                 **({"detail": r.extra} if r.extra else {}),
@@ -1824,20 +2147,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cache_note() -> str:
-    """Why every read here is from a warm page cache, after looking at whether this process could drop it."""
+    """Which reads are warm and which cold, and how the cold ones are made."""
     knob = "/proc/sys/vm/drop_caches"
-    if not os.path.exists(knob):
-        return f"warm page cache (every file read was just written; this system has no {knob})"
-    if os.access(knob, os.W_OK):
-        return (
-            f"warm page cache (every file read was just written). {knob} is writable by this process (root), "
-            "but the bench does not write it: it empties the page cache of the whole machine, under every "
-            "other process that is running (benchmarks included), and the peers' servers keep their own "
-            "data in memory anyway (Redis), so no cold-cache numbers"
-        )
+    writable = os.path.exists(knob) and os.access(knob, os.W_OK)
     return (
-        f"warm page cache (every file read was just written): cold-cache reads need {knob}, which only root "
-        "can write, so they are not measured"
+        "warm page cache (every file read was just written) except the '(cold)' lines of workload a: before "
+        "them the bench evicts each file the peer reads (fsync + posix_fadvise DONTNEED per file; consume: "
+        "once, the store reopened; seek / time lookup: before every lookup, outside the timing). "
+        f"{knob} ({'writable here' if writable else 'not writable here'}) is never written: it would empty "
+        "the whole machine's page cache. Redis keeps its data in memory: no cold lines"
     )
 
 
