@@ -1183,3 +1183,31 @@ def test_find_timestamp_names_a_damaged_batch():
     assert find_timestamp(bytes(short), timestamp=25) == (2, 30)  # found before the damage
     with pytest.raises(CorruptRecordError, match="remaining after the declared count"):
         find_timestamp(bytes(short), timestamp=45)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    spec=batches(max_records=90, allow_large=False),
+    uniform=st.integers(0, 3),
+    codec=st.sampled_from(["none", "lz4"]),
+    data=st.data(),
+)
+def test_a_lookup_of_a_few_records_matches_the_full_decode(spec, uniform, codec, data):
+    """decode_batch with start_offset and up to 32 records (the scalar lookup path, which jumps
+    runs of equal-length records) returns exactly the full decode's slice."""
+    if uniform:  # equal-length records, in runs broken where the offset delta needs two bytes
+        n = len(spec["values"])
+        spec = {"values": [bytes([i % 251]) * (40 * uniform) for i in range(n)], "keys": None, "headers": None}
+        spec["timestamps"] = 1_700_000_000_000
+    batch = build_batch(
+        spec["values"], spec["keys"], headers=spec["headers"], timestamps=spec["timestamps"],
+        base_offset=1000, compression_type=codec, now_ms=5,
+    )  # fmt: skip
+    full = decode_batch(batch)
+    n = len(full.offsets)
+    start = data.draw(st.integers(1000, 1000 + n + 2))
+    limit = data.draw(st.integers(1, 32))
+    few = decode_batch(batch, start_offset=start, max_records=limit)
+    i = start - 1000
+    for col in ("offsets", "timestamps", "timestamp_types", "keys", "values", "headers"):
+        assert getattr(few, col) == getattr(full, col)[i : i + limit], col
