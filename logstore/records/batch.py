@@ -1271,6 +1271,19 @@ def _open_batch(
         ) from None
 
 
+def _unparsable(header: BatchHeader, why: object, path: str | None, where: int) -> CorruptRecordError:
+    """The error for a batch whose records section does not parse (``why`` says how)."""
+    return CorruptRecordError(f"record batch at offset {header.base_offset} does not parse: {why}", path, where)
+
+
+def _parse_whole(data: bytes, header: BatchHeader, path: str | None, where: int) -> RecordArrays:
+    """Every record of one batch's (decompressed) records section as numpy columns."""
+    try:
+        return _parse(data, [header], [header.records_count], [len(data)], None, None)
+    except ValueError as e:
+        raise _unparsable(header, e, path, where) from None
+
+
 def decode_batch(
     buf: bytes | memoryview,
     pos: int = 0,
@@ -1290,9 +1303,7 @@ def decode_batch(
     try:
         return parse_records(data, header, start_offset, max_records)
     except ValueError as e:
-        raise CorruptRecordError(
-            f"record batch at offset {header.base_offset} does not parse: {e}", path, where
-        ) from None
+        raise _unparsable(header, e, path, where) from None
 
 
 def decode_batch_arrays(
@@ -1308,12 +1319,7 @@ def decode_batch_arrays(
     a control batch's too, with no object per record until one is asked for. For callers that
     only look at offsets and timestamps (a lookup by time). Raises as :func:`decode_batch`."""
     header, data, where = _open_batch(buf, pos, header, path, file_position, verify)
-    try:
-        return _parse(data, [header], [header.records_count], [len(data)], None, None)
-    except ValueError as e:
-        raise CorruptRecordError(
-            f"record batch at offset {header.base_offset} does not parse: {e}", path, where
-        ) from None
+    return _parse_whole(data, header, path, where)
 
 
 _SCALAR_TIME_WALK = 800  # records: above this, find_timestamp parses the batch with numpy instead
@@ -1339,12 +1345,7 @@ def find_timestamp(
     header, data, where = _open_batch(buf, pos, header, path, file_position, True)
     if header.records_count > _SCALAR_TIME_WALK:
         # A long batch: numpy over all its records beats a Python walk to the middle of it.
-        try:
-            got = _parse(data, [header], [header.records_count], [len(data)], None, None)
-        except ValueError as e:
-            raise CorruptRecordError(
-                f"record batch at offset {header.base_offset} does not parse: {e}", path, where
-            ) from None
+        got = _parse_whole(data, header, path, where)
         hit = np.flatnonzero((got.timestamps >= timestamp) & (got.offsets >= min_offset))
         return (int(got.offsets[hit[0]]), int(got.timestamps[hit[0]])) if len(hit) else None
     log_append = bool(header.attributes & TIMESTAMP_TYPE_MASK)
@@ -1390,16 +1391,9 @@ def find_timestamp(
             p = end
         if p != size:
             raise ValueError("records still remaining after the declared count")
-    except IndexError:
-        raise CorruptRecordError(
-            f"record batch at offset {header.base_offset} does not parse: a record runs past the end of the batch",
-            path,
-            where,
-        ) from None
-    except ValueError as e:
-        raise CorruptRecordError(
-            f"record batch at offset {header.base_offset} does not parse: {e}", path, where
-        ) from None
+    except (ValueError, IndexError) as e:
+        why = e if isinstance(e, ValueError) else "a record runs past the end of the batch"
+        raise _unparsable(header, why, path, where) from None
     return None
 
 
@@ -1515,9 +1509,7 @@ def decode_batches(
             try:
                 _parse(piece, [h], [h.records_count], [len(piece)], None, None)
             except ValueError as e1:
-                raise CorruptRecordError(
-                    f"record batch at offset {h.base_offset} does not parse: {e1}", path, where + shift
-                ) from None
+                raise _unparsable(h, e1, path, where + shift) from None
         raise CorruptRecordError(
             f"record batches from offset {headers[0].base_offset} do not parse: {e}", path, positions[0] + shift
         ) from None

@@ -96,6 +96,13 @@ class _Index:
                 lo = mid + 1
         return lo
 
+    def read_entries(self) -> bytes | None:
+        """Every valid entry's bytes in one pread, without mapping the file; None when the file
+        is now shorter than its entries (another process trimmed it)."""
+        need = self.entries * self.entry_size
+        raw = os.pread(self._fd, need, 0)
+        return raw if len(raw) == need else None
+
     def _ensure_map(self) -> np.memmap:
         """Map the file through our own descriptor. An active index (written under the partition
         flock) maps its whole preallocated length; a sealed one, or one another process may be
@@ -130,8 +137,8 @@ class _Index:
         if n == 0:
             return -1
         if self._map is None and n * self.entry_size <= SMALL_INDEX:
-            raw = os.pread(self._fd, n * self.entry_size, 0)
-            if len(raw) == n * self.entry_size:
+            raw = self.read_entries()
+            if raw is not None:
                 self._small = (n, raw)  # the entry found is read from here next (see _raw)
                 keys = np.ndarray(shape=(n,), dtype=f"S{self.key_size}", buffer=raw, strides=(self.entry_size,))
                 return int(keys.searchsorted(key, side="right")) - 1

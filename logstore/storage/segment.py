@@ -336,8 +336,8 @@ class LogSegment:
         span = self.next_offset - self.base_offset
         n = idx.entries
         if n:
-            raw = os.pread(idx._fd, n * idx.entry_size, 0)
-            if len(raw) < n * idx.entry_size:
+            raw = idx.read_entries()
+            if raw is None:
                 return False
             e = np.frombuffer(raw, dtype=[("off", ">u4"), ("pos", ">u4")])
             off, pos = e["off"].astype(np.int64), e["pos"].astype(np.int64)
@@ -345,8 +345,8 @@ class LogSegment:
                 return False
         n = tidx.entries
         if n:
-            raw = os.pread(tidx._fd, n * tidx.entry_size, 0)
-            if len(raw) < n * tidx.entry_size:
+            raw = tidx.read_entries()
+            if raw is None:
                 return False
             t = np.frombuffer(raw, dtype=[("ts", ">i8"), ("off", ">u4")])
             ts, toff = t["ts"], t["off"].astype(np.int64)
