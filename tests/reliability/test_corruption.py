@@ -41,8 +41,8 @@ from logstore import (
     StoreFormatError,
 )
 from logstore.records import build_batch, iter_batches
-from logstore.records.batch import MIN_BATCH_LENGTH, BatchHeader, crc32c
-from logstore.storage.log import CLEAN_FILE
+from logstore.records.batch import MIN_BATCH_LENGTH, BatchHeader, RecordColumns, crc32c
+from logstore.storage.log import CLEAN_FILE, PartitionLog
 from logstore.types import OffsetAndTimestamp
 from tests.conftest import ROOT, crash
 from tests.reliability.conftest import iterations
@@ -353,20 +353,29 @@ def sealed_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Written]:
         yield build(d / "src", [2] * 24, config={"index.interval.bytes": 100}, clean=True, roll_at=(6, 12, 18))
 
 
+# The three ways a partition is read at an offset: a lookup of one record, a decode of many, a
+# fetch of numpy columns (as a consumer does), each as RecordColumns.
+READS = ("one", "many", "fetch")
+
+
+def read_as(log: PartitionLog, o: int, how: str) -> RecordColumns:
+    """Read ``log`` at offset ``o`` the way ``how`` (one of READS) names."""
+    if how == "one":
+        return log.read_records(o, max_records=1)
+    if how == "many":
+        return log.read_records(o)
+    return log.fetch(o).to_columns()
+
+
 def _read_outcomes(store: LogStore, w: Written, offsets: range, damaged: Path) -> tuple[list[str], set[int]]:
     """Read each offset three ways (a lookup of one record, a decode of many, a fetch). Returns the
     wrong answers (a record that is not what was written) and the offsets that raised."""
     log = store.partition(TOPIC, 0)
     wrong, raised = [], set()
     for o in offsets:
-        for how in ("one", "many", "fetch"):
+        for how in READS:
             try:
-                if how == "one":
-                    got = log.read_records(o, max_records=1)
-                elif how == "many":
-                    got = log.read_records(o)
-                else:
-                    got = log.fetch(o).to_columns()
+                got = read_as(log, o, how)
             except CorruptRecordError as e:
                 raised.add(o)
                 if e.path != str(damaged):
@@ -627,7 +636,7 @@ def test_s06_length_fields_claiming_2gib_negative_or_too_small(scratch: Path, ca
         else:
             if not r.get("opened") or r["size_after"] != size:
                 wrong.append(f"clean open failed or changed the sealed file: {r}")
-            elif any([h.base_offset, how, path, start] not in r["read_errors"] for how in ("one", "many", "fetch")):
+            elif any([h.base_offset, how, path, start] not in r["read_errors"] for how in READS):
                 wrong.append(f"reads: {r['read_errors']} (expected errors at {path}:{start} for {h.base_offset})")
             elif any(e[:2] == [h.base_offset - 1, "one"] for e in r["read_errors"]):
                 wrong.append(f"reading the batch before the damage failed: {r['read_errors']}")
@@ -834,14 +843,9 @@ def test_s09_missing_middle_segment_is_refused_never_renumbered(
         if log.next_offset != w.end:
             wrong.append(f"next_offset {log.next_offset}, expected {w.end}")
         for o in [*range(lo - 1, hi + 1), 0]:
-            for how in ("one", "many", "fetch"):
+            for how in READS:
                 try:
-                    if how == "one":
-                        got = log.read_records(o, max_records=1)
-                    elif how == "many":
-                        got = log.read_records(o)
-                    else:
-                        got = log.fetch(o).to_columns()
+                    got = read_as(log, o, how)
                 except CorruptRecordError as e:
                     if not (o < hi and (o >= lo or how != "one")):
                         wrong.append(f"offset {o} ({how}) outside the hole raised {e}")
