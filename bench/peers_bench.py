@@ -461,6 +461,20 @@ def check(what: str, count: int, total: int, want_count: int, want_total: int) -
         raise AssertionError(f"{what}: {count} records, {total} bytes; expected {want_count}, {want_total}")
 
 
+def drain_queue(q: Any, count: int, op: str, what: str, out: Outcome, data: Data) -> None:
+    """Timed: ``count`` non-blocking gets from a persist-queue queue of (key, value) tuples,
+    touching both, then one ``task_done()``; checks what was read."""
+    get = q.get
+    total = n = 0
+    with out.meter(op):
+        for _ in range(count):
+            k, v = get(block=False)
+            total += len(k) + len(v)
+            n += 1
+        q.task_done()
+    check(f"{what} {op}", n, total, count, data.touched(count))
+
+
 def fresh(root: str, name: str) -> str:
     path = os.path.join(root, name)
     shutil.rmtree(path, ignore_errors=True)
@@ -933,15 +947,7 @@ class PersistQueueSqlitePeer(Peer):
                 q.close()
                 out.facts["cold_files"] = evict(path)
                 q = persistqueue.SQLiteQueue(path, auto_commit=False)
-            get = q.get
-            total = n = 0
-            with out.meter(op):
-                for _ in range(count):
-                    k, v = get(block=False)
-                    total += len(k) + len(v)
-                    n += 1
-                q.task_done()
-            check(f"persist-queue SQLiteQueue {op}", n, total, count, data.touched(count))
+            drain_queue(q, count, op, "persist-queue SQLiteQueue", out, data)
         q.close()
         shutil.rmtree(d, ignore_errors=True)
         shutil.rmtree(d + "-cold", ignore_errors=True)
@@ -983,15 +989,7 @@ class PersistQueueFilePeer(Peer):
                 del q
                 out.facts["cold_files"] = evict(cold)
                 q = persistqueue.Queue(os.path.join(cold, "q"), tempdir=cold)
-            get = q.get
-            total = n = 0
-            with out.meter(op):
-                for _ in range(count):
-                    k, v = get(block=False)
-                    total += len(k) + len(v)
-                    n += 1
-                q.task_done()
-            check(f"persist-queue Queue {op}", n, total, count, data.touched(count))
+            drain_queue(q, count, op, "persist-queue Queue", out, data)
         del q
         shutil.rmtree(d, ignore_errors=True)
         shutil.rmtree(cold, ignore_errors=True)
@@ -1998,11 +1996,7 @@ def plots(bench: Bench, stem: str) -> list[str]:
     ax.set_title(f"Workload a: {n:,} records of 100 B values + 10 B keys (slow peers on a prefix)")
     ax.grid(axis="y", which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    fig.tight_layout()
-    path = f"{stem}-throughput-a.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    out.append(path)
+    out.append(sb.save_figure(fig, f"{stem}-throughput-a.png"))
     # 2. MB/s against value size, produce and consume
     fig, axes = plt.subplots(1, 2, figsize=(12, 5), sharey=True)
     sizes = {w.key: w.value_bytes for w in WORKLOADS if w.key in bench.data}
@@ -2032,13 +2026,7 @@ def plots(bench: Bench, stem: str) -> list[str]:
         ax.grid(which="both", alpha=0.3)
     axes[0].set_ylabel("MB/s (log scale)")
     axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    fig.tight_layout()
-    path = f"{stem}-value-size.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    out.append(path)
-    for pth in out:
-        print(f"wrote {os.path.relpath(pth, os.getcwd())}")
+    out.append(sb.save_figure(fig, f"{stem}-value-size.png"))
     return out
 
 

@@ -142,20 +142,6 @@ def produce_each(store: LogStore, topic: str, vals: list[bytes], keys: list[byte
     return dt
 
 
-def consume_all(store: LogStore, topic: str, n: int, touched: int) -> float:
-    consumer = Consumer(store, topic, stop_at_end=True)
-    total = count = 0
-    t0 = time.perf_counter()
-    for r in consumer:
-        total += len(r.key) + len(r.value)
-        count += 1
-    dt = time.perf_counter() - t0
-    consumer.close()
-    if count != n or total != touched:
-        raise AssertionError(f"{topic}: consumed {count} records, {total} bytes; expected {n}, {touched}")
-    return dt
-
-
 # --- 3. the lookup logs ----------------------------------------------------------------------------
 
 
@@ -311,7 +297,7 @@ class Bench:
                 ]
                 for name, fn in steps if bulk_first else steps[::-1]:
                     out[name] = fn()
-                out["consume"] = consume_all(
+                out["consume"] = cb.iterate(
                     store, "bulk", count, touched if count == n else touched_bytes(self.vals, self.keys, count)
                 )
                 out["fds"] = fd_count()
@@ -709,11 +695,7 @@ def plots(bench: Bench, stem: str) -> list[str]:
         ax.set_title("Random-offset lookup latency against log size (warm page cache)")
         ax.grid(which="both", alpha=0.3)
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        path = f"{stem}-seek.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        out.append(path)
+        out.append(sb.save_figure(fig, f"{stem}-seek.png"))
     if bench.rss:
         s = bench.rss["samples"]
         fig, ax = plt.subplots(figsize=(8, 5))
@@ -732,13 +714,7 @@ def plots(bench: Bench, stem: str) -> list[str]:
         h1, l1 = ax.get_legend_handles_labels()
         h2, l2 = ax2.get_legend_handles_labels()
         ax.legend(h1 + h2, l1 + l2, fontsize=8, loc="upper left")
-        fig.tight_layout()
-        path = f"{stem}-rss.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        out.append(path)
-    for pth in out:
-        print(f"wrote {os.path.relpath(pth, os.getcwd())}")
+        out.append(sb.save_figure(fig, f"{stem}-rss.png"))
     return out
 
 

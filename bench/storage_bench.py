@@ -374,6 +374,17 @@ def print_profile(title: str, prof: dict[str, Any]) -> None:
 # --- report (shared by the bench scripts) -------------------------------------------------------------
 
 
+def save_figure(fig: Any, path: str) -> str:
+    """Lay out, save (110 dpi PNG) and close a matplotlib figure; say so on stdout. Returns ``path``."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    print(f"wrote {os.path.relpath(path, os.getcwd())}")
+    return path
+
+
 def make_root(prefix: str, directory: str | None) -> str:
     """A new temp directory for the bench files, in ``directory`` (created if needed) or the system temp dir."""
     if directory:
