@@ -629,13 +629,23 @@ class Producer:
                 except BaseException as e:
                     failure.append(e)
 
-        threads = [
-            threading.Thread(target=frame_stage, name="logstore-frame", daemon=True),
-            threading.Thread(target=append_stage, name="logstore-append", daemon=True),
-        ]
-        for t in threads:
-            t.start()
-        work = compress_q
+        threads: list[threading.Thread] = []
+        if n and int(sizes.sum()) <= limit:
+            # Input that fits one request per partition: no pipeline to overlap, so no threads to
+            # start; the stages run here, in order.
+            def submit(item: tuple[Any, ...]) -> None:
+                try:
+                    appender(framer(item))
+                except BaseException as e:
+                    failure.append(e)
+        else:
+            threads = [
+                threading.Thread(target=frame_stage, name="logstore-frame", daemon=True),
+                threading.Thread(target=append_stage, name="logstore-append", daemon=True),
+            ]
+            for t in threads:
+                t.start()
+            submit = compress_q.put
         # Route, sort and encode a slice of the input at a time, so the other stages start on the
         # first slice's batches while this thread works on the next.
         step = max(_SLICE_RECORDS, count * _SLICE_PER_PARTITION)
@@ -682,13 +692,14 @@ class Producer:
                             value_lengths=vl[pos:end],
                             key_lengths=kl[pos:end] if kl is not None else None,
                         )
-                        work.put((log, records, end - pos, base_ts, max_ts, idx[pos:end]))
+                        submit((log, records, end - pos, base_ts, max_ts, idx[pos:end]))
                         done_bytes = int(cum[end - 1])
                         pos = end
         finally:
-            work.put(None)
-            for t in threads:
-                t.join()
+            if threads:
+                compress_q.put(None)
+                for t in threads:
+                    t.join()
         if failure:
             raise failure[0]
         return BulkResult(topic, parts, offsets)

@@ -447,3 +447,19 @@ def test_send_many_raises_the_earliest_batch_failure_when_both_stages_fail(store
     with Producer(store, max_request_size=2000) as prod, pytest.raises(LogStoreError, match="batch 2"):
         prod.send_many("t", vals)
     assert len(batches_of(store, "t", 0)) == 1
+
+
+def test_a_small_send_many_runs_in_the_callers_thread_and_raises_its_failure(store, monkeypatch):
+    """Input that fits one request per partition is framed and appended without the pipeline's
+    threads; an append failure is raised all the same."""
+    store.create_topic("t", 2)
+    threads: list[str] = []
+
+    def failing_append(self, *args, **kwargs):
+        threads.append(threading.current_thread().name)
+        raise LogStoreError("injected append failure", "nothing to do")
+
+    monkeypatch.setattr(PartitionLog, "append", failing_append)
+    with Producer(store) as prod, pytest.raises(LogStoreError, match="injected append failure"):
+        prod.send_many("t", [b"a", b"b", b"c"], [b"k1", b"k2", b"k3"])
+    assert threads == [threading.current_thread().name]  # the first failure stops the rest
