@@ -604,6 +604,18 @@ def regressions(store_path, group="g"):
     return out
 
 
+def retention_job(path) -> None:
+    """Run ``logstore retention run`` on the store at ``path`` in its own process, as cron would."""
+    job = subprocess.run(
+        [sys.executable, "-m", "cli.main", "--dir", str(path), "retention", "run"],
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+        cwd=ROOT,
+    )
+    assert job.returncode == 0, job.stderr
+
+
 def wait_for(what, predicate, timeout=30.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -980,14 +992,7 @@ def test_s29_retention_in_another_process_deletes_the_segment_being_read(tmp_pat
         try:
             expect_line(reader, "ready")
             # Retention from another process: the CLI job, as cron would run it.
-            job = subprocess.run(
-                [sys.executable, "-m", "cli.main", "--dir", str(path), "retention", "run"],
-                capture_output=True,
-                text=True,
-                timeout=WAIT,
-                cwd=ROOT,
-            )
-            assert job.returncode == 0, job.stderr
+            retention_job(path)
             with LogStore(path) as s:
                 start = s.partition("t", 0).log_start_offset
             assert start > 10, start  # segment 0 (and more) went
@@ -1117,14 +1122,7 @@ def test_s29_a_group_lagging_behind_retention_restarts_at_the_log_start(tmp_path
         c.assign([TP])
         c.commit(offsets={TP: 3})
         c.close()
-    job = subprocess.run(
-        [sys.executable, "-m", "cli.main", "--dir", str(path), "retention", "run"],
-        capture_output=True,
-        text=True,
-        timeout=WAIT,
-        cwd=ROOT,
-    )
-    assert job.returncode == 0, job.stderr
+    retention_job(path)
     anomalies = []
     with LogStore(path) as s:
         start = s.partition("t", 0).log_start_offset
