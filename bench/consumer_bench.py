@@ -34,7 +34,6 @@ seconds). Prints a table to stdout (progress to stderr) and writes
 from __future__ import annotations
 
 import argparse
-import datetime
 import gc
 import itertools
 import json
@@ -847,17 +846,13 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     t_start = time.perf_counter()
     info = sb.machine(root)
-    fs = info["bench_filesystem"]
-    header = (
-        f"logstore consumer bench, {mode} mode, {datetime.datetime.now().isoformat(timespec='seconds')}\n"
-        f"machine: {info['cpu_model']}, {info['cores_usable']} cores, {info['memory_gib']} GiB RAM, "
-        f"{info['python']}, numpy {info['numpy']}, lz4 {info['lz4']}, crc32c {info['crc32c']}, "
-        f"sqlite {sqlite3.sqlite_version}\n"
-        f"bench dir: {root} ({fs['type']} on {fs['device']}, mounted at {fs['mount_point']}, "
-        f"{fs['free_bytes'] / 1e9:.0f} GB free)\n"
-        f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
-        "(other processes on the machine skew every number)\n"
-        "reads: warm page cache (the logs were just written)"
+    header = sb.run_header(
+        "consumer",
+        mode,
+        info,
+        root,
+        f"sqlite {sqlite3.sqlite_version}",
+        "reads: warm page cache (the logs were just written)",
     )
     progress(header.replace("\n", "\n    "))
     bench = Bench(root, sizes, args.quick, profiles_on)

@@ -59,7 +59,6 @@ keeps the directory, ``--dir`` puts it elsewhere).
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import signal
@@ -1085,19 +1084,13 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     t_start = time.perf_counter()
     info = sb.machine(root)
-    fs = info["bench_filesystem"]
-    header = (
-        f"logstore consumer-group bench, {mode} mode, {datetime.datetime.now().isoformat(timespec='seconds')}\n"
-        f"machine: {info['cpu_model']}, os.cpu_count() {os.cpu_count()} ({info['cores_usable']} usable), "
-        f"{info['memory_gib']} GiB RAM, {info['kernel']}, {info['python']}, numpy {info['numpy']}, "
-        f"lz4 {info['lz4']}, crc32c {info['crc32c']}\n"
-        f"logstore {info['logstore']}, commit {(info['logstore_commit'] or '?')[:10]} (uncommitted changes not shown)\n"
-        f"bench dir: {root} ({fs['type']} on {fs['device']}, mounted at {fs['mount_point']}, "
-        f"{fs['free_bytes'] / 1e9:.0f} GB free)\n"
-        f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
-        "(other processes on the machine skew every number)\n"
+    header = sb.run_header(
+        "consumer-group",
+        mode,
+        info,
+        root,
         "group settings: the defaults (session_timeout_ms 45000, heartbeat_interval_ms 3000, "
-        "max_poll_interval_ms 300000, auto-commit every 5000 ms, roundrobin)"
+        "max_poll_interval_ms 300000, auto-commit every 5000 ms, roundrobin)",
     )
     progress(header.replace("\n", "\n    "))
     bench = Bench(root, sizes, args.quick, profiles_on)

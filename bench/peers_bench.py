@@ -72,7 +72,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
 import importlib
 import os
 import random
@@ -2053,26 +2052,22 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     t_start = time.perf_counter()
     info = sb.machine(root)
-    fs = info["bench_filesystem"]
     bench = Bench(root, sizes, args.quick, profiles_on, only)
     versions = {
         "sqlite": sqlite3.sqlite_version,
         **{d: sb_version(d) for d in ("persist-queue", "litequeue", "redis", "hiredis", "kafka-python", "matplotlib")},
     }
     redis_server = next((p.version for p in bench.peers if isinstance(p, RedisPeer) and p.version), "")
-    header = (
-        f"logstore peers bench, {mode} mode, {datetime.datetime.now().isoformat(timespec='seconds')}\n"
-        f"machine: {info['cpu_model']}, {info['cores_usable']} cores, {info['memory_gib']} GiB RAM, "
-        f"{info['python']}, numpy {info['numpy']}, lz4 {info['lz4']}, crc32c {info['crc32c']}\n"
+    header = sb.run_header(
+        "peers",
+        mode,
+        info,
+        root,
         f"peers: sqlite {versions['sqlite']}, persist-queue {versions['persist-queue']}, "
         f"litequeue {versions['litequeue']}, redis-py {versions['redis']} (hiredis {versions['hiredis']}), "
-        f"{redis_server or 'redis-server: not found'}, kafka-python {versions['kafka-python']}\n"
-        f"bench dir: {root} ({fs['type']} on {fs['device']}, mounted at {fs['mount_point']}, "
-        f"{fs['free_bytes'] / 1e9:.0f} GB free)\n"
-        f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
-        "(other processes on the machine skew every number)\n"
-        f"{sizes.rounds} round(s) per line after an untimed warm-up\n"
-        f"reads: {cache_note()}"
+        f"{redis_server or 'redis-server: not found'}, kafka-python {versions['kafka-python']}",
+        f"{sizes.rounds} round(s) per line after an untimed warm-up",
+        f"reads: {cache_note()}",
     )
     sb.progress(header.replace("\n", "\n    "))
     try:

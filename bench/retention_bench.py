@@ -154,15 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     t_start = time.perf_counter()
     info = sb.machine(root)
-    fs = info["bench_filesystem"]
     mode = "quick" if args.quick else "full"
-    header = (
-        f"logstore retention bench, {mode} mode\n"
-        f"machine: {info['cpu_model']}, {info['cores_usable']} usable cores, {info['memory_gib']} GiB RAM, "
-        f"{info['kernel']}, {info['python']}\n"
-        f"logstore {info['logstore']}, commit {(info['logstore_commit'] or '?')[:10]}\n"
-        f"bench dir: {root} ({fs['type']} on {fs['device']}, {fs['free_bytes'] / 1e9:.0f} GB free)"
-    )
+    header = sb.run_header("retention", mode, info, root)
     results: list[Any] = []
     try:
         now = int(time.time() * 1000)

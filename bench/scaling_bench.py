@@ -44,7 +44,6 @@ Run from the repository root: ``python bench/scaling_bench.py`` (about 3 minutes
 from __future__ import annotations
 
 import argparse
-import datetime
 import gc
 import itertools
 import json
@@ -738,18 +737,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     t_start = time.perf_counter()
     info = sb.machine(root)
-    fs = info["bench_filesystem"]
-    header = (
-        f"logstore scaling bench, {mode} mode, {datetime.datetime.now().isoformat(timespec='seconds')}\n"
-        f"machine: {info['cpu_model']}, {info['cores_usable']} cores, {info['memory_gib']} GiB RAM, "
-        f"{info['kernel']}, {info['python']}, numpy {info['numpy']}, lz4 {info['lz4']}\n"
-        f"logstore {info['logstore']}, commit {(info['logstore_commit'] or '?')[:10]} (uncommitted changes not shown)\n"
-        f"bench dir: {root} ({fs['type']} on {fs['device']}, mounted at {fs['mount_point']}, "
-        f"{fs['free_bytes'] / 1e9:.0f} GB free)\n"
-        f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
-        "(other processes on the machine skew every number)\n"
-        "reads: warm page cache (every log was just written)"
-    )
+    header = sb.run_header("scaling", mode, info, root, "reads: warm page cache (every log was just written)")
     progress(header.replace("\n", "\n    "))
     bench = Bench(root, sizes, args.quick)
     sections: list[tuple[str, str, Callable[[], None]]] = [

@@ -374,6 +374,26 @@ def print_profile(title: str, prof: dict[str, Any]) -> None:
 # --- report (shared by the bench scripts) -------------------------------------------------------------
 
 
+def run_header(title: str, mode: str | None, info: dict[str, Any], root: str, *extra: str) -> str:
+    """The lines every bench prints first: what ran and when, the machine and package versions,
+    the logstore commit, the bench directory's filesystem, the load average, then ``extra``."""
+    fs = info["bench_filesystem"]
+    when = datetime.datetime.now().isoformat(timespec="seconds")
+    lines = [
+        f"logstore {title} bench, {mode} mode, {when}" if mode else f"logstore {title} bench, {when}",
+        f"machine: {info['cpu_model']}, {info['cores_usable']} usable cores (os.cpu_count() {os.cpu_count()}), "
+        f"{info['memory_gib']} GiB RAM, {info['kernel']}, {info['python']}, numpy {info['numpy']}, "
+        f"lz4 {info['lz4']}, crc32c {info['crc32c']}",
+        f"logstore {info['logstore']}, commit {(info['logstore_commit'] or '?')[:10]} (uncommitted changes not shown)",
+        f"bench dir: {root} ({fs['type']} on {fs['device']}, mounted at {fs['mount_point']}, "
+        f"{fs['free_bytes'] / 1e9:.0f} GB free)",
+        f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
+        "(other processes on the machine skew every number)",
+        *extra,
+    ]
+    return "\n".join(lines)
+
+
 def save_figure(fig: Any, path: str) -> str:
     """Lay out, save (110 dpi PNG) and close a matplotlib figure; say so on stdout. Returns ``path``."""
     import matplotlib.pyplot as plt
@@ -1434,16 +1454,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     t_start = time.perf_counter()
     info = machine(root)
-    fs = info["bench_filesystem"]
-    header = (
-        f"logstore storage bench, {mode} mode, {datetime.datetime.now().isoformat(timespec='seconds')}\n"
-        f"machine: {info['cpu_model']}, {info['cores_usable']} cores, {info['memory_gib']} GiB RAM, "
-        f"{info['python']}, numpy {info['numpy']}, lz4 {info['lz4']}, crc32c {info['crc32c']}\n"
-        f"bench dir: {root} ({fs['type']} on {fs['device']}, mounted at {fs['mount_point']})\n"
-        f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
-        "(other processes on the machine skew every number)\n"
-        "reads: warm page cache (cold-cache runs are not available)"
-    )
+    header = run_header("storage", mode, info, root, "reads: warm page cache (cold-cache runs are not available)")
     progress(header.replace("\n", "\n    "))
     bench = Bench(root, sizes, args.quick, profiles_on, args.batch_records or sizes.b_batch)
     try:
