@@ -166,3 +166,34 @@ def test_producer_processes_on_one_topic_exactly_once(tmp_path):
         assert got == list(range(3000))  # every record exactly once
     for key, order in seen.items():
         assert order == sorted(order), key  # one key: one partition, in send order
+
+
+@pytest.mark.parametrize("mapped", [False, True], ids=["pread", "mapped"])
+def test_a_reader_sees_another_handle_rewrite_the_log(small_store, monkeypatch, mapped):
+    # A partition read often checks the layout generation through a map of the lock file instead
+    # of a pread each time. Either way, a truncation and rewrite by another handle (another
+    # process, as far as the files go) is seen on the next read: never the old bytes.
+    from logstore.storage import log as log_module
+
+    def v(kind, i):
+        return b"%s-%d " % (kind, i) * 30  # 30 records fill a few 4 KiB segments
+
+    with LogStore(small_store) as a, LogStore(small_store) as b:
+        wlog = a.partition("t", 0)
+        for i in range(30):
+            wlog.append_records([v(b"old", i)])
+        rlog = b.partition("t", 0)
+        if mapped:
+            for _ in range(300):
+                rlog.read_records(3, max_records=1)
+            assert rlog._shared is not None  # the map is in use from here on
+        else:
+            monkeypatch.setattr(log_module, "_SHARED_MAPS", 0)
+        assert rlog.read_records(20, max_records=1).values == [v(b"old", 20)]
+        assert len(rlog.segments) > 1
+        wlog.truncate_to(10)
+        for i in range(10, 30):
+            wlog.append_records([v(b"new", i)])
+        assert rlog.read_records(20, max_records=1).values == [v(b"new", 20)]
+        assert rlog.read_records(10, max_records=40).values == [v(b"new", i) for i in range(10, 30)]
+        assert (rlog._shared is not None) == mapped

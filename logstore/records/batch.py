@@ -31,6 +31,7 @@ Python work is a few C-level list operations.
 from __future__ import annotations
 
 import struct
+from array import array
 from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
@@ -1005,6 +1006,28 @@ def _step_table() -> list[int]:
     return _STEPS
 
 
+_VARINT2: array | None = None
+
+
+def _varint2_table() -> array:
+    """For the two bytes at a zigzag varint (little-endian index), ``value << 2 | size`` when the
+    varint is one or two bytes long (``size``), 0 when it is longer: one lookup decodes the short
+    varints a record's fields almost always are. Built on first use (256 KiB)."""
+    global _VARINT2
+    if _VARINT2 is None:
+        table = array("i", bytes(4 * 65536))
+        for b0 in range(0x80):
+            v = (b0 >> 1) ^ -(b0 & 1)
+            for b1 in range(256):
+                table[b0 | (b1 << 8)] = v << 2 | 1
+        for b0 in range(0x80, 0x100):
+            for b1 in range(0x80):
+                z = (b0 & 0x7F) | (b1 << 7)
+                table[b0 | (b1 << 8)] = ((z >> 1) ^ -(z & 1)) << 2 | 2
+        _VARINT2 = table
+    return _VARINT2
+
+
 _STEP_ARRAYS: tuple[np.ndarray, np.ndarray] | None = None
 
 
@@ -1021,28 +1044,15 @@ def _step_arrays() -> tuple[np.ndarray, np.ndarray]:
 def _equal_run(data: bytes, p: int, step: int, most: int) -> int:
     """How many records from ``p`` on (at least 1, at most ``most``) start with the same length
     varint bytes as the one at ``p`` (one byte, or two when the first has its high bit set), spaced
-    ``step`` apart: a binary search over strided slice comparisons."""
-    two = data[p] >= 0x80
-    head = data[p : p + 2] if two else data[p : p + 1]
-
-    def same(k: int) -> bool:
-        end = p + (k - 1) * step + 1
-        if end + (1 if two else 0) > len(data):
-            return False
-        if data[p:end:step] != head[:1] * k:
-            return False
-        return not two or data[p + 1 : end + 1 : step] == head[1:2] * k
-
-    if same(most):
-        return most
-    lo, hi = 1, most  # same(lo) holds, same(hi) does not
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if same(mid):
-            lo = mid
-        else:
-            hi = mid
-    return lo
+    ``step`` apart. A strided slice takes the byte at each would-be record start and ``lstrip``
+    measures the run of equal bytes in C, so a run costs a few calls whatever its length."""
+    end = p + (most - 1) * step + 1
+    starts = data[p:end:step]
+    run = len(starts) - len(starts.lstrip(starts[:1]))
+    if data[p] >= 0x80:
+        seconds = data[p + 1 : end + 1 : step]
+        run = min(run, len(seconds) - len(seconds.lstrip(seconds[:1])))
+    return max(run, 1)
 
 
 def _parse_few(data: bytes, header: BatchHeader, start_offset: int | None, max_records: int) -> RecordColumns | None:
@@ -1087,40 +1097,82 @@ def _parse_few(data: bytes, header: BatchHeader, start_offset: int | None, max_r
     except IndexError:
         raise ValueError(f"{count} records declared but the data ends before record {first}") from None
     log_append = bool(header.attributes & TIMESTAMP_TYPE_MASK)
-    for i in range(first, min(count, first + max_records)):
-        length, q = decode_varint(data, p)
-        end = q + length
-        if length < _MIN_RECORD_BODY or end > size:
-            raise ValueError(f"record {i} declares a body of {length} bytes that does not fit the batch")
-        tsd, q = decode_varint(data, q + 1, MAX_VARLONG_BYTES)
-        od, q = decode_varint(data, q)
-        if od != i:
-            return None
-        klen, q = decode_varint(data, q)
-        if klen < -1:
-            raise ValueError(f"record {i} has key length {klen}")
-        key = None if klen < 0 else data[q : q + klen]
-        q += max(klen, 0)
-        vlen, q = decode_varint(data, q)
-        if vlen < -1:
-            raise ValueError(f"record {i} has value length {vlen}")
-        value = None if vlen < 0 else data[q : q + vlen]
-        q += max(vlen, 0)
-        hcount, q = decode_varint(data, q)
-        if hcount < 0:
-            raise ValueError(f"record {i} has a negative headers count")
-        hdrs: tuple[tuple[str, bytes | None], ...] = ()
-        if hcount:
-            hdrs, q = _decode_headers(data, q, hcount)
-        if q != end:
-            raise ValueError(f"record {i}'s fields do not end at its declared length")
-        out.offsets.append(header.base_offset + od)
-        out.timestamps.append(header.max_timestamp if log_append else header.base_timestamp + tsd)
-        out.timestamp_types.append(LOG_APPEND_TIME if log_append else CREATE_TIME)
-        out.keys.append(key)
-        out.values.append(value)
-        out.headers.append(hdrs)
-        p = end
+    # Each field's varint is decoded with one table lookup when it is one or two bytes long (a
+    # record's fields almost always are), else with decode_varint; the table reads the byte after
+    # the field, which a well-formed record always has (its headers count comes last).
+    v2 = _varint2_table()
+    base = header.base_offset
+    try:
+        for i in range(first, min(count, first + max_records)):
+            e = v2[data[p] | data[p + 1] << 8]
+            if e:
+                length = e >> 2
+                q = p + (e & 3)
+            else:
+                length, q = decode_varint(data, p)
+            end = q + length
+            if length < _MIN_RECORD_BODY or end > size:
+                raise ValueError(f"record {i} declares a body of {length} bytes that does not fit the batch")
+            q += 1  # attributes
+            e = v2[data[q] | data[q + 1] << 8]
+            if e:
+                tsd = e >> 2
+                q += e & 3
+            else:
+                tsd, q = decode_varint(data, q, MAX_VARLONG_BYTES)
+            e = v2[data[q] | data[q + 1] << 8]
+            if e:
+                od = e >> 2
+                q += e & 3
+            else:
+                od, q = decode_varint(data, q)
+            if od != i:
+                return None
+            e = v2[data[q] | data[q + 1] << 8]
+            if e:
+                klen = e >> 2
+                q += e & 3
+            else:
+                klen, q = decode_varint(data, q)
+            if klen < 0:
+                if klen < -1:
+                    raise ValueError(f"record {i} has key length {klen}")
+                out.keys.append(None)
+            else:
+                out.keys.append(data[q : q + klen])
+                q += klen
+            e = v2[data[q] | data[q + 1] << 8]
+            if e:
+                vlen = e >> 2
+                q += e & 3
+            else:
+                vlen, q = decode_varint(data, q)
+            if vlen < 0:
+                if vlen < -1:
+                    raise ValueError(f"record {i} has value length {vlen}")
+                out.values.append(None)
+            else:
+                out.values.append(data[q : q + vlen])
+                q += vlen
+            if data[q] < 0x80:
+                hcount = data[q] >> 1 ^ -(data[q] & 1)
+                q += 1
+            else:
+                hcount, q = decode_varint(data, q)
+            if hcount < 0:
+                raise ValueError(f"record {i} has a negative headers count")
+            hdrs: tuple[tuple[str, bytes | None], ...] = ()
+            if hcount:
+                hdrs, q = _decode_headers(data, q, hcount)
+            if q != end:
+                raise ValueError(f"record {i}'s fields do not end at its declared length")
+            out.offsets.append(base + od)
+            out.timestamps.append(header.max_timestamp if log_append else header.base_timestamp + tsd)
+            out.timestamp_types.append(LOG_APPEND_TIME if log_append else CREATE_TIME)
+            out.headers.append(hdrs)
+            p = end
+    except IndexError:
+        raise ValueError(f"record {i}'s fields run past the end of the batch") from None
     return out
 
 

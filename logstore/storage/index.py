@@ -21,8 +21,10 @@ Not thread-safe: the owning :class:`~logstore.storage.log.PartitionLog` serialis
 
 from __future__ import annotations
 
+import bisect
 import errno
 import os
+import socket
 
 import numpy as np
 
@@ -53,6 +55,7 @@ class _Index:
         self._map: np.memmap | None = None
         self._keys: np.ndarray | None = None
         self._bytes: np.ndarray | None = None
+        self._words: memoryview | None = None  # the map as native uint32 words (see OffsetIndex)
         flags = (os.O_RDWR if active else os.O_RDONLY) | (os.O_CREAT if create else 0) | os.O_NOFOLLOW | os.O_CLOEXEC
         self._fd = ops.open(path, flags, FILE_MODE)
         self._reserved = 0  # bytes from the start known to have disk blocks (see reserve)
@@ -129,6 +132,8 @@ class _Index:
                 offset=0,
                 strides=(self.entry_size,),
             )
+            if self.key_size == 4:
+                self._words = memoryview(self._bytes)[: length - length % 4].cast("I")
         return m
 
     def _search(self, key: bytes) -> int:
@@ -244,7 +249,7 @@ class _Index:
             raise
         os.close(self._fd)
         self._fd = fd
-        self._map = self._keys = self._bytes = None
+        self._map = self._keys = self._bytes = self._words = None
         self._reserved = 0
         self._small = None
         self.entries = keep
@@ -263,7 +268,7 @@ class _Index:
         if self.active:
             if self._map is not None:
                 self._map.flush()
-            self._map = self._keys = self._bytes = None
+            self._map = self._keys = self._bytes = self._words = None
             fd, self._fd = self._fd, -1  # never keep a closed number: it may be reused by another file
             failed: OSError | None = None
             try:
@@ -293,15 +298,15 @@ class _Index:
                 ops.ftruncate(self._fd, max(self.max_entries * self.entry_size, self.entries * self.entry_size))
             except OSError as e:
                 raise StorageError("preallocate the index", self.path, e) from e
-            self._map = self._keys = self._bytes = None
+            self._map = self._keys = self._bytes = self._words = None
             self.active = True
 
     def release(self) -> None:
         """Drop the map (it is re-created on the next lookup); frees address space for idle segments."""
-        self._map = self._keys = self._bytes = None
+        self._map = self._keys = self._bytes = self._words = None
 
     def close(self) -> None:
-        self._map = self._keys = self._bytes = None
+        self._map = self._keys = self._bytes = self._words = None
         if self._fd >= 0:
             fd, self._fd = self._fd, -1
             os.close(fd)
@@ -366,15 +371,32 @@ class OffsetIndex(_Index):
         self._write(rel.to_bytes(4, "big") + position.to_bytes(4, "big"))
 
     def lookup(self, offset: int) -> tuple[int, int]:
-        """``(offset, position)`` of the last entry at or below ``offset``, or ``(base_offset, 0)``."""
+        """``(offset, position)`` of the last entry at or below ``offset``, or ``(base_offset, 0)``.
+
+        A ``bisect`` over the entries' first words read as native uint32 and byte-swapped by
+        ``ntohl``, both in C: about twice as fast as a numpy call for one key."""
         rel = offset - self.base_offset
-        if rel < 0 or self.entries == 0:
+        n = self.entries
+        if rel < 0 or n == 0:
             return self.base_offset, 0
-        slot = self._search(min(rel, 0x7FFFFFFF).to_bytes(4, "big"))
+        words = self._entry_words()
+        ntohl = socket.ntohl
+        slot = bisect.bisect_right(words[0 : 2 * n : 2], min(rel, 0x7FFFFFFF), key=ntohl) - 1
         if slot < 0:
             return self.base_offset, 0
-        raw = self._raw(slot)
-        return self.base_offset + int.from_bytes(raw[:4], "big"), int.from_bytes(raw[4:], "big")
+        return self.base_offset + ntohl(words[2 * slot]), ntohl(words[2 * slot + 1])
+
+    def _entry_words(self) -> memoryview:
+        """The entries as native uint32 words, two per entry (at least ``2 * entries``): one read
+        of a small index that is not mapped, else the map."""
+        n = self.entries
+        if self._map is None and n * self.entry_size <= SMALL_INDEX:
+            raw = self.read_entries()
+            if raw is not None:
+                return memoryview(raw).cast("I")
+        self._ensure_map()
+        assert self._words is not None
+        return self._words
 
     def truncate_to(self, offset: int) -> None:
         """Remove every entry for an offset >= ``offset``."""

@@ -11,8 +11,9 @@ Processes share a partition the way SQLite processes share a database:
   removed) and the active segment's file size, and reloads or scans forward when either changed.
   Bytes past the last whole, CRC-valid batch can only be a dead writer's torn write (live writers
   hold the lock), so they are cut. Then it assigns offsets and writes.
-* **Readers** take no lock. They see new data by re-reading the layout generation and the active
-  file size, and only ever return whole, CRC-valid batches below the size they have validated, so a
+* **Readers** take no lock. They see new data by re-reading the layout generation (through a
+  read-only map of the lock file's first bytes for partitions read often) and the active file
+  size, and only ever return whole, CRC-valid batches below the size they have validated, so a
   batch being written is invisible until it is complete.
 * **Recovery** after a crash runs when a process opens the partition and no other process has it
   open (a shared ``flock`` on ``.logstore.open`` that every opener holds; an exclusive try tells
@@ -30,6 +31,7 @@ import bisect
 import errno
 import fcntl
 import json
+import mmap
 import os
 import threading
 import time
@@ -96,6 +98,9 @@ from .locks import FileLock
 from .segment import SCAN_CHUNK, LogSegment, RecoveryResult, StaleSegmentError, is_newer_format
 
 LOCK_FILE = ".logstore.lock"
+_SHARED_MAPS = 64  # partitions per process whose layout generation is read through a map
+_shared_maps = 0
+_shared_maps_lock = threading.Lock()
 OPEN_FILE = ".logstore.open"
 CLEAN_FILE = ".logstore.clean"
 INT32_MAX = 0x7FFFFFFF
@@ -216,6 +221,9 @@ class PartitionLog:
         self._segments: list[LogSegment] = []
         self._bases: list[int] = []
         self._layout_gen = -1
+        self._shared: memoryview | None = None  # see _map_shared
+        self._shared_map: mmap.mmap | None = None
+        self._gen_reads = 0
         self._unflushed = 0
         self._last_flush = self._now_ms()
         self._clean_marker_removed = False
@@ -286,8 +294,42 @@ class PartitionLog:
         )
 
     def _read_layout_gen(self) -> int:
+        shared = self._shared
+        if shared is not None:
+            return int.from_bytes(shared, "big")
+        self._gen_reads += 1
+        if self._gen_reads % 4096 == 256:
+            self._map_shared()  # a partition read this often: check through a map from now on
         raw = os.pread(self._flock.fd, 8, 0)
         return int.from_bytes(raw, "big") if len(raw) == 8 else 0
+
+    def _map_shared(self) -> None:
+        """Map the layout generation (the lock file's first 8 bytes) read-only, so that the check
+        every read makes is a memory read, not a system call. Only for partitions read often, and
+        for at most ``_SHARED_MAPS`` of them per process: maps count against vm.max_map_count,
+        which a store of thousands of partitions must not spend. The lock file is only ever
+        written in place, never cut, so the map cannot fault."""
+        global _shared_maps
+        with _shared_maps_lock:
+            if _shared_maps >= _SHARED_MAPS:
+                return
+            try:
+                if os.fstat(self._flock.fd).st_size < 8:
+                    return  # no generation written yet: look again later
+                self._shared_map = mmap.mmap(self._flock.fd, 8, mmap.MAP_SHARED, mmap.PROT_READ)
+            except (OSError, ValueError):
+                return  # out of map slots, say: pread still works
+            _shared_maps += 1
+            self._shared = memoryview(self._shared_map)
+
+    def _unmap_shared(self) -> None:
+        """Give the map's slot back (on close). A read racing the close keeps its own reference,
+        so the memory stays mapped until it is done."""
+        global _shared_maps
+        with _shared_maps_lock:
+            if self._shared_map is not None:
+                self._shared = self._shared_map = None
+                _shared_maps -= 1
 
     def _read_shared_start(self) -> int:
         """The log start offset another process advanced (bytes 8-16 of the lock file; the durable
@@ -1727,6 +1769,7 @@ class PartitionLog:
                                 self._write_clean_marker(seg)
             finally:
                 self._closed = True
+                self._unmap_shared()
                 for seg in self._segments:
                     seg.release()
                 try:
@@ -1742,6 +1785,7 @@ class PartitionLog:
             if self._closed:
                 return
             self._closed = True
+            self._unmap_shared()
             for seg in self._segments:
                 seg.release()
             os.close(self._open_fd)
