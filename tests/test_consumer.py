@@ -1116,3 +1116,19 @@ def test_a_seek_to_a_stale_end_still_reads_one_record_first(tmp_path):
             c.seek(TP0, 1)
             assert c.poll(1.0).offset == 1
             assert len(c._buf) == 1  # not a whole 1 MiB chunk
+
+
+def test_a_topic_deleted_and_made_again_by_another_handle_is_read_anew(store):
+    # The consumer keeps the log it last read from one fetch to the next; at the end of the log
+    # it asks the store again, which sees that the topic was deleted (another process, as far as
+    # the files go) and opens the new one: its records come next, by auto_offset_reset=earliest.
+    store.create_topic("t", 1)
+    fill(store, [5, 5])
+    with Consumer(store, "t") as c:
+        assert offsets(c.consume(20, timeout=0.5)) == list(range(10))
+        with LogStore(store.path) as other:
+            other.delete_topic("t")
+            other.create_topic("t", 1)
+            other.append("t", 0, [b"new0", b"new1", b"new2"])
+        got = c.consume(20, timeout=1.0)
+        assert [(r.offset, r.value) for r in got] == [(0, b"new0"), (1, b"new1"), (2, b"new2")]

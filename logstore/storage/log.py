@@ -293,6 +293,11 @@ class PartitionLog:
             on_open=self._on_segment_open,
         )
 
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` or :meth:`discard` ran (the store may close idle logs)."""
+        return self._closed
+
     def _read_layout_gen(self) -> int:
         shared = self._shared
         if shared is not None:
