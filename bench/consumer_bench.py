@@ -328,12 +328,7 @@ def shown_command() -> list[str]:
     """cli_command() as recorded in the results: no path of this machine (relative to the
     repository inside it, else the program's name)."""
 
-    def shown(part: str) -> str:
-        if not os.path.isabs(part):
-            return part
-        return os.path.relpath(part, REPO) if part.startswith(REPO + os.sep) else os.path.basename(part)
-
-    return [shown(part) for part in cli_command()]
+    return [sb.shown_path(part) if os.path.isabs(part) else part for part in cli_command()]
 
 
 def cli_available() -> tuple[bool, str]:

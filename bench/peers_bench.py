@@ -2125,7 +2125,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     out = args.out or sb.default_out("-peers", args.quick)
     stem = out[:-5] if out.endswith(".json") else out
-    doc["plots"] = [os.path.relpath(p, REPO) for p in plots(bench, stem)]
+    doc["plots"] = [sb.shown_path(p) for p in plots(bench, stem)]
     sb.write_results(out, doc)
     return 0
 

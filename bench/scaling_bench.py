@@ -768,7 +768,7 @@ def main(argv: list[str] | None = None) -> int:
     doc |= {"results": sb.result_rows(bench.results, digits=4), "details": bench.details, "rss": bench.rss}
     out = args.out or sb.default_out("-scaling", args.quick)
     stem = out[:-5] if out.endswith(".json") else out
-    doc["plots"] = [os.path.relpath(p, REPO) for p in plots(bench, stem)]
+    doc["plots"] = [sb.shown_path(p) for p in plots(bench, stem)]
     sb.write_results(out, doc)
     return 0
 

@@ -394,6 +394,14 @@ def run_header(title: str, mode: str | None, info: dict[str, Any], root: str, *e
     return "\n".join(lines)
 
 
+def shown_path(path: str) -> str:
+    """``path`` as the results record it: relative to the repository when inside it, else just
+    the file's name (no path of this machine goes into a results file)."""
+    if not os.path.isabs(path):
+        path = os.path.abspath(path)
+    return os.path.relpath(path, REPO) if path.startswith(REPO + os.sep) else os.path.basename(path)
+
+
 def save_figure(fig: Any, path: str) -> str:
     """Lay out, save (110 dpi PNG) and close a matplotlib figure; say so on stdout. Returns ``path``."""
     import matplotlib.pyplot as plt
