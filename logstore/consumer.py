@@ -238,7 +238,6 @@ class Consumer:
         # and the index of the next record to deliver.
         self._buf_tp: TopicPartition | None = None
         self._buf: RecordArrays | None = None
-        self._hot: tuple[TopicPartition, PartitionLog] | None = None  # see _reading_log
         self._records: list[Record] | None = None
         self._next_i = 0
         # poll() and a suspended iteration read the chunk through this list iterator (a C-level
@@ -345,19 +344,6 @@ class Consumer:
 
     def _log(self, tp: TopicPartition) -> PartitionLog:
         return self._store.partition(tp.topic, tp.partition)
-
-    def _reading_log(self, tp: TopicPartition) -> PartitionLog:
-        """:meth:`_log` for a fetch, kept from the last fetch of the same partition: asking the
-        store each time costs an fstat (has the topic been deleted?), a tenth of a seek. The
-        store is asked again at the end of the log (see _fetch_one), so a deleted topic is seen
-        once its remaining records are read. One log is kept, so the store's bound on open logs
-        still holds for a consumer of thousands of partitions."""
-        hot = self._hot
-        if hot is not None and hot[0] == tp and not hot[1].closed:
-            return hot[1]
-        log = self._store.partition(tp.topic, tp.partition)
-        self._hot = (tp, log)
-        return log
 
     def _assigned(self, tp: Any) -> TopicPartition:
         tp = _tp(tp)
@@ -502,7 +488,7 @@ class Consumer:
 
     def _fetch_one(self, tp: TopicPartition) -> RecordArrays | None:
         """The next chunk of ``tp`` from its position, or None at its end."""
-        log = self._reading_log(tp)
+        log = self._log(tp)
         pos = self._positions[tp]
         if pos is None:
             pos = self._positions[tp] = self._reset(tp, log, None)
@@ -514,8 +500,6 @@ class Consumer:
         if not len(got):
             if got.next_offset > pos:
                 self._positions[tp] = pos = got.next_offset  # past control batches
-            self._hot = None
-            log = self._reading_log(tp)  # the store looks whether the topic was deleted meanwhile
             log.refresh()  # pick up what other processes appended
             if log.next_offset <= pos:
                 if tp not in self._at_eof:
@@ -1030,7 +1014,6 @@ class Consumer:
             finally:
                 self._finalizer()  # GroupMember.close(), once
         self._closed = True
-        self._hot = None
         self._detach()
         self._wake.set()
         # The chunk is left in place: a poll running in another thread finishes with it.

@@ -1118,17 +1118,26 @@ def test_a_seek_to_a_stale_end_still_reads_one_record_first(tmp_path):
             assert len(c._buf) == 1  # not a whole 1 MiB chunk
 
 
-def test_a_topic_deleted_and_made_again_by_another_handle_is_read_anew(store):
-    # The consumer keeps the log it last read from one fetch to the next; at the end of the log
-    # it asks the store again, which sees that the topic was deleted (another process, as far as
-    # the files go) and opens the new one: its records come next, by auto_offset_reset=earliest.
-    store.create_topic("t", 1)
-    fill(store, [5, 5])
-    with Consumer(store, "t") as c:
-        assert offsets(c.consume(20, timeout=0.5)) == list(range(10))
+@pytest.mark.parametrize("segments", [1, 4])
+def test_a_topic_deleted_and_made_again_by_another_handle_is_read_anew(store, segments):
+    # Another handle (another process, as far as the files go) deletes the topic while the
+    # consumer is part-way through it, and makes it again with new records. The consumer must
+    # not mix the two: each fetch asks the store, which sees the old log's lock file gone, and the
+    # new log is read from the consumer's position (5: in range there, so no reset), as Kafka
+    # does. A consumer that kept the old log would open the new topic's segment files by their
+    # names under the old log's view, and deliver old records after new ones.
+    store.create_topic("t", 1, {"segment.bytes": 16384 if segments > 1 else 1 << 20})
+    log = store.partition("t", 0)
+    for i in range(60):
+        log.append_records([b"old-%03d" % i + b"." * 1000])
+    assert len(log.segments) >= segments
+    del log
+    with Consumer(store, "t", max_partition_fetch_bytes=2000) as c:
+        assert [r.value[:7] for r in c.consume(5, timeout=0.5)] == [b"old-%03d" % i for i in range(5)]
         with LogStore(store.path) as other:
             other.delete_topic("t")
-            other.create_topic("t", 1)
-            other.append("t", 0, [b"new0", b"new1", b"new2"])
-        got = c.consume(20, timeout=1.0)
-        assert [(r.offset, r.value) for r in got] == [(0, b"new0"), (1, b"new1"), (2, b"new2")]
+            other.create_topic("t", 1, {"segment.bytes": 16384})
+            for i in range(60):
+                other.append("t", 0, [b"NEW-%03d" % i + b"." * 1000])
+        got = c.consume(200, timeout=1.0)
+        assert [(r.offset, r.value[:7]) for r in got] == [(i, b"NEW-%03d" % i) for i in range(5, 60)]
