@@ -58,6 +58,7 @@ def open_log(tmp_path):
 def crash(log: PartitionLog) -> None:
     """Drop a partition log's descriptors without its clean shutdown: what kill -9 leaves behind."""
     log._closed = True
+    log._unmap_shared()
     for seg in log._segments:
         seg.release()
     os.close(log._open_fd)

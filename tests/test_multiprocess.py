@@ -197,3 +197,34 @@ def test_a_reader_sees_another_handle_rewrite_the_log(small_store, monkeypatch, 
         assert rlog.read_records(20, max_records=1).values == [v(b"new", 20)]
         assert rlog.read_records(10, max_records=40).values == [v(b"new", i) for i in range(10, 30)]
         assert (rlog._shared is not None) == mapped
+
+
+def test_lock_file_maps_are_bounded_and_given_back(tmp_path):
+    # Partitions read often check the layout generation through a map of their lock file; at
+    # most _SHARED_MAPS per process (each costs a map and a descriptor), given back on close and
+    # when a log is dropped without close.
+    import gc
+
+    from logstore.storage import log as log_module
+
+    before = log_module._shared_maps
+    with LogStore(tmp_path / "s") as s:
+        s.create_topic("t", 12)
+        logs = [s.partition("t", p) for p in range(12)]
+        for log in logs:
+            log.append_records([b"x"])
+            for _ in range(300):
+                log.read_records(0, max_records=1)
+        mapped = [log for log in logs if log._shared is not None]
+        assert len(mapped) == log_module._SHARED_MAPS - before
+        assert log_module._shared_maps == log_module._SHARED_MAPS
+        mapped[0].close()
+        assert log_module._shared_maps == log_module._SHARED_MAPS - 1
+        mapped[0].close()  # twice: nothing given back twice
+        assert log_module._shared_maps == log_module._SHARED_MAPS - 1
+        for _ in range(4096):
+            logs[-1].read_records(0, max_records=1)  # an unmapped one asks again 4096 reads on
+        assert logs[-1]._shared is not None and log_module._shared_maps == log_module._SHARED_MAPS
+        del logs, mapped, log
+    gc.collect()
+    assert log_module._shared_maps == before

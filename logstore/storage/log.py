@@ -35,6 +35,7 @@ import mmap
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -98,9 +99,17 @@ from .locks import FileLock
 from .segment import SCAN_CHUNK, LogSegment, RecoveryResult, StaleSegmentError, is_newer_format
 
 LOCK_FILE = ".logstore.lock"
-_SHARED_MAPS = 64  # partitions per process whose layout generation is read through a map
+_SHARED_MAPS = 8  # partitions per process whose layout generation is read through a map
 _shared_maps = 0
-_shared_maps_lock = threading.Lock()
+_shared_maps_lock = threading.RLock()  # reentrant: a finalizer may run while it is held
+
+
+def _give_back_shared_map() -> None:
+    global _shared_maps
+    with _shared_maps_lock:
+        _shared_maps -= 1
+
+
 OPEN_FILE = ".logstore.open"
 CLEAN_FILE = ".logstore.clean"
 INT32_MAX = 0x7FFFFFFF
@@ -223,6 +232,7 @@ class PartitionLog:
         self._layout_gen = -1
         self._shared: memoryview | None = None  # see _map_shared
         self._shared_map: mmap.mmap | None = None
+        self._shared_slot: weakref.finalize | None = None
         self._gen_reads = 0
         self._unflushed = 0
         self._last_flush = self._now_ms()
@@ -293,11 +303,6 @@ class PartitionLog:
             on_open=self._on_segment_open,
         )
 
-    @property
-    def closed(self) -> bool:
-        """True once :meth:`close` or :meth:`discard` ran (the store may close idle logs)."""
-        return self._closed
-
     def _read_layout_gen(self) -> int:
         shared = self._shared
         if shared is not None:
@@ -311,30 +316,32 @@ class PartitionLog:
     def _map_shared(self) -> None:
         """Map the layout generation (the lock file's first 8 bytes) read-only, so that the check
         every read makes is a memory read, not a system call. Only for partitions read often, and
-        for at most ``_SHARED_MAPS`` of them per process: maps count against vm.max_map_count,
-        which a store of thousands of partitions must not spend. The lock file is only ever
-        written in place, never cut, so the map cannot fault."""
+        for at most ``_SHARED_MAPS`` of them per process: each map counts against
+        vm.max_map_count and holds a descriptor (Python's mmap keeps a duplicate), which a store
+        of thousands of partitions must not spend. The slot comes back on close, or when the log
+        is garbage-collected unclosed. The lock file is only ever written in place, never cut, so
+        the map cannot fault."""
         global _shared_maps
         with _shared_maps_lock:
-            if _shared_maps >= _SHARED_MAPS:
+            if self._closed or self._shared_map is not None or _shared_maps >= _SHARED_MAPS:
                 return
             try:
                 if os.fstat(self._flock.fd).st_size < 8:
                     return  # no generation written yet: look again later
                 self._shared_map = mmap.mmap(self._flock.fd, 8, mmap.MAP_SHARED, mmap.PROT_READ)
             except (OSError, ValueError):
-                return  # out of map slots, say: pread still works
+                return  # out of map slots or descriptors, say: pread still works
             _shared_maps += 1
+            self._shared_slot = weakref.finalize(self, _give_back_shared_map)
             self._shared = memoryview(self._shared_map)
 
     def _unmap_shared(self) -> None:
         """Give the map's slot back (on close). A read racing the close keeps its own reference,
         so the memory stays mapped until it is done."""
-        global _shared_maps
         with _shared_maps_lock:
-            if self._shared_map is not None:
-                self._shared = self._shared_map = None
-                _shared_maps -= 1
+            self._shared = self._shared_map = None
+            if self._shared_slot is not None:
+                self._shared_slot()  # once: a finalizer runs at most once
 
     def _read_shared_start(self) -> int:
         """The log start offset another process advanced (bytes 8-16 of the lock file; the durable
