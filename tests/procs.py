@@ -127,7 +127,7 @@ def group(store_path: str, topic: str, group_id: str, out_path: str) -> None:
             r = c.poll(0.05)
             if r is None:
                 continue
-            os.write(fd, f"{r.partition} {r.offset}\n".encode())
+            os.write(fd, f"{r.partition} {r.offset} {time.monotonic_ns()}\n".encode())
             n += 1
             if n % every == 0:
                 if delay:
