@@ -62,9 +62,16 @@ class UnknownTopicError(LogStoreError):
 
     exit_code = 3
 
-    def __init__(self, topic: str, known: Iterable[str] = (), store: str = "") -> None:
+    def __init__(self, topic: str, known: Iterable[str] = (), store: str = "", *, deleted_under: str = "") -> None:
         self.topic = topic
         where = f" in store {store}" if store else ""
+        if deleted_under:
+            # A partition log held open while another handle or process deleted the topic.
+            super().__init__(
+                f"topic '{topic}' not found{where}: it was deleted since partition {deleted_under} was opened.",
+                "Ask the store for the partition again; if the topic was made again, that reads the new one.",
+            )
+            return
         hint = did_you_mean(topic, known) or "Create it first, or list topics to see what exists."
         super().__init__(f"topic '{topic}' not found{where}.", hint)
 

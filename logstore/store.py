@@ -64,7 +64,15 @@ from .storage.files import (
     write_checkpoint,
 )
 from .storage.locks import FileLock
-from .storage.log import CLEAN_FILE, LOCK_FILE, AppendResult, DeletionResult, PartitionLog, Problem
+from .storage.log import (
+    CLEAN_FILE,
+    LOCK_FILE,
+    AppendResult,
+    DeletionResult,
+    PartitionLog,
+    Problem,
+    advance_layout_generation,
+)
 from .storage.segment import LogSegment
 from .types import OffsetAndTimestamp, TopicPartition
 
@@ -742,6 +750,11 @@ class LogStore:
                         os.replace(d, gone)
                         doomed.append(gone)
                 fsync_dir(self.path)
+                # After the move: a log another handle holds open sees its generation change at
+                # its next read, finds its directory gone and says the topic was deleted, where it
+                # would otherwise open segment files by name, perhaps of a topic made again.
+                for lock in held:
+                    advance_layout_generation(lock.fd)
                 self._drop_checkpoint_entries(name)
         finally:
             for lock in held:

@@ -8,6 +8,9 @@ group STORE TOPIC GROUP OUT
     commits every COMMIT_EVERY records (after sleeping COMMIT_DELAY s) and in on_revoke, and prints
     ``ASSIGN gen member p p ...``, ``COMMITTED gen p:o ...`` and ``COMMIT_FAILED ...`` lines. SIGTERM
     closes it cleanly. Env: SESSION_MS, HB_MS, MAX_POLL_MS.
+remake STORE TOPIC SEGMENT_BYTES COUNT TAG
+    Deletes TOPIC, makes it again (one partition, SEGMENT_BYTES per segment) and appends COUNT
+    records ``TAG-i`` to it, one per batch.
 follow STORE TOPIC PARTITION COUNT TIMEOUT
     Reads from offset 0 until COUNT records were seen, polling for new data without reopening;
     prints one line per record ``offset value`` and exits 0, or 1 on timeout.
@@ -61,6 +64,14 @@ def follow(store_path: str, topic: str, partition: str, count: str, timeout: str
                 out.append(f"{off} {val.decode()}\n")
             offset = cols.offsets[-1] + 1
         sys.stdout.write("".join(out))
+
+
+def remake(store_path: str, topic: str, segment_bytes: str, count: str, tag: str) -> None:
+    with LogStore(store_path) as store:
+        store.delete_topic(topic)
+        store.create_topic(topic, 1, {"segment.bytes": int(segment_bytes)})
+        for i in range(int(count)):
+            store.append(topic, 0, [f"{tag}-{i}".encode()])
 
 
 def produce(store_path: str, topic: str, count: str, tag: str) -> None:
@@ -138,4 +149,6 @@ def group(store_path: str, topic: str, group_id: str, out_path: str) -> None:
 
 
 if __name__ == "__main__":
-    {"append": append, "follow": follow, "produce": produce, "group": group}[sys.argv[1]](*sys.argv[2:])
+    {"append": append, "follow": follow, "produce": produce, "group": group, "remake": remake}[sys.argv[1]](
+        *sys.argv[2:]
+    )

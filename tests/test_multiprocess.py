@@ -228,3 +228,36 @@ def test_lock_file_maps_are_bounded_and_given_back(tmp_path):
         del logs, mapped, log
     gc.collect()
     assert log_module._shared_maps == before
+
+
+@pytest.mark.parametrize("mapped", [False, True], ids=["pread", "mapped"])
+def test_a_log_held_open_across_a_delete_and_remake_says_the_topic_was_deleted(small_store, monkeypatch, mapped):
+    # Another process deletes the topic and makes it again under the same name, with other
+    # records. A log this process still holds must not read the new topic's segment files by
+    # name under its old view (a mix of two topics): its next read says the topic was deleted.
+    # The store hands out a new log, which reads the new topic.
+    from logstore.errors import UnknownTopicError
+    from logstore.storage import log as log_module
+
+    if not mapped:
+        monkeypatch.setattr(log_module, "_SHARED_MAPS", 0)
+    with LogStore(small_store) as s:
+        log = s.partition("t", 0)
+        for i in range(200):
+            log.append_records([b"old-%d " % i * 20])
+        assert len(log.segments) > 5
+        for _ in range(300):
+            assert log.read_records(0, max_records=1).values == [b"old-0 " * 20]  # segment 0 opened
+        assert (log._shared is not None) == mapped
+        out = subprocess.run(
+            [sys.executable, PROCS, "remake", str(small_store), "t", "4096", "200", "new"],
+            capture_output=True,
+            text=True,
+        )
+        assert out.returncode == 0, out.stderr
+        for offset in (0, 150):  # in the segment it had open, and in one it never opened
+            with pytest.raises(UnknownTopicError, match="deleted since partition t-0 was opened"):
+                log.read_records(offset, max_records=1)
+        fresh = s.partition("t", 0)
+        assert fresh is not log
+        assert fresh.read_records(150, max_records=1).values == [b"new-150"]

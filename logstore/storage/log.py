@@ -104,6 +104,16 @@ _shared_maps = 0
 _shared_maps_lock = threading.RLock()  # reentrant: a finalizer may run while it is held
 
 
+def advance_layout_generation(lock_fd: int) -> int:
+    """Advance a partition's layout generation, the first 8 bytes (big-endian) of its lock file
+    open as ``lock_fd``, with the flock held; returns the new generation. Every reader compares
+    it before each read, and lists the directory again when it moved."""
+    raw = os.pread(lock_fd, 8, 0)
+    gen = (int.from_bytes(raw, "big") if len(raw) == 8 else 0) + 1
+    os.pwrite(lock_fd, gen.to_bytes(8, "big"), 0)
+    return gen
+
+
 def _give_back_shared_map() -> None:
     global _shared_maps
     with _shared_maps_lock:
@@ -381,9 +391,7 @@ class PartitionLog:
         """Advance the layout generation (flock held). Readers compare it with the value they read
         *before* listing the directory, so a change is bumped both before and after it: a reader
         that listed mid-change sees the second bump and lists again."""
-        gen = self._read_layout_gen() + 1
-        os.pwrite(self._flock.fd, gen.to_bytes(8, "big"), 0)
-        self._layout_gen = gen
+        self._layout_gen = advance_layout_generation(self._flock.fd)
 
     @property
     def segments(self) -> list[LogSegment]:
@@ -835,7 +843,7 @@ class PartitionLog:
                 f"partition log {self.name} was opened read-only.", "Open the store without read_only to change it."
             )
         if self._flock.is_stale():
-            raise UnknownTopicError(self.topic, store=os.path.dirname(self.directory))
+            raise self._deleted_error()
         if self._read_layout_gen() != self._layout_gen:
             self._load(recover=False, locked=True)
             return
@@ -844,11 +852,20 @@ class PartitionLog:
         if size != seg.size:
             self._scan_forward(seg, size, truncate=True)
 
+    def _deleted_error(self) -> UnknownTopicError:
+        return UnknownTopicError(self.topic, store=os.path.dirname(self.directory), deleted_under=self.name)
+
     def refresh(self) -> None:
-        """Pick up what other processes appended or changed, without taking the flock."""
+        """Pick up what other processes appended or changed, without taking the flock.
+
+        Raises UnknownTopicError when the topic was deleted since this log was opened (its
+        directory moved away, perhaps made again under the same name: listing it by name would
+        mix another topic's segments into this view)."""
         with self._lock:
             self._check_open()
             if self._read_layout_gen() != self._layout_gen:
+                if self._flock.is_stale():
+                    raise self._deleted_error()
                 for _ in range(3):
                     try:
                         self._load(recover=False, locked=False)
