@@ -778,16 +778,16 @@ class LogStore:
         self._check_open()
         if isinstance(partition, bool) or not isinstance(partition, int) or not 0 <= partition < MAX_PARTITIONS:
             raise UnknownPartitionError(topic, partition, None)  # before any file is looked at
-        tp = TopicPartition(topic, partition)
-        log = self._logs.get(tp)
+        log = self._logs.get((topic, partition))  # a plain tuple hashes as the TopicPartition key
         if log is not None:
-            if not log._flock.is_unlinked():
+            if not log.deleted():
                 return log
             # Another process deleted (and maybe re-created) the topic: drop the stale log.
             with self._lock:
-                if self._logs.get(tp) is log:
-                    del self._logs[tp]
+                if self._logs.get((topic, partition)) is log:
+                    del self._logs[topic, partition]
             log.close()
+        tp = TopicPartition(topic, partition)
         entry = self._topic_entry(topic)
         if isinstance(partition, bool) or not isinstance(partition, int) or not 0 <= partition < entry["partitions"]:
             raise UnknownPartitionError(topic, partition, entry["partitions"])

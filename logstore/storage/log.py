@@ -852,6 +852,16 @@ class PartitionLog:
         if size != seg.size:
             self._scan_forward(seg, size, truncate=True)
 
+    def deleted(self) -> bool:
+        """True when this partition's topic was deleted (by any handle or process) since the log
+        was opened: its lock file is gone. For a partition read often this is a memory read: a
+        delete advances the layout generation, so while the generation (mapped) is the one this
+        log last loaded, it cannot have been deleted. Else one ``fstat``."""
+        shared = self._shared
+        if shared is not None and int.from_bytes(shared, "big") == self._layout_gen:
+            return False
+        return self._flock.is_unlinked()
+
     def _deleted_error(self) -> UnknownTopicError:
         return UnknownTopicError(self.topic, store=os.path.dirname(self.directory), deleted_under=self.name)
 
