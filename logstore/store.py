@@ -116,6 +116,23 @@ def _deleting_name(d: str) -> str:
     return os.path.join(head, f"{base[: NAME_MAX - 40]}.{uuid.uuid4().hex}-delete")
 
 
+def _tell_readers_moved(directory: str) -> None:
+    """Advance the layout generation of a partition directory that was just moved away (to be
+    removed), so that a log another handle or process holds open on it finds out at its next read
+    and does not go on to open files by name where a topic made again may put new ones. Raises
+    OSError when the lock file is there but cannot be written."""
+    if os.path.islink(directory):
+        return
+    try:
+        fd = os.open(os.path.join(directory, LOCK_FILE), os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
+        return  # no log was ever opened on it
+    try:
+        advance_layout_generation(fd)
+    finally:
+        os.close(fd)
+
+
 def _remove_tree(path: str) -> None:
     """Remove a directory being deleted; a symbolic link is unlinked, never followed."""
     if os.path.islink(path):
@@ -457,7 +474,12 @@ class LogStore:
         except FileNotFoundError:
             return
         for name in names:
-            _remove_tree(os.path.join(self.path, name))
+            d = os.path.join(self.path, name)
+            try:
+                _tell_readers_moved(d)  # the crash may have come before the deletion told them
+            except OSError:
+                pass  # the files are being removed anyway; a reader's next open by name fails
+            _remove_tree(d)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -641,6 +663,7 @@ class LogStore:
             if topic == name and part.isdigit() and (os.path.isdir(d) or os.path.islink(d)):
                 gone = _deleting_name(d)
                 os.replace(d, gone)
+                _tell_readers_moved(gone)
                 _remove_tree(gone)  # a planted symbolic link goes; what it points to is not touched
         for p in range(partitions):
             d = os.path.join(self.path, partition_dir_name(name, p))
@@ -702,6 +725,25 @@ class LogStore:
         """The effective config of a topic (Kafka defaults < store defaults < topic config)."""
         return self._effective_config(self._topic_entry(name))
 
+    def _lock_partition_file(self, path: str, what: str) -> FileLock | None:
+        """The flock of the partition lock file at ``path``, taken; None when its directory is not
+        there. If another handle deleted and made the topic again while this one waited, the lock
+        taken is of the old file: it is taken again on the file now at ``path``."""
+        while True:
+            try:
+                lock = FileLock(path, self._lock_timeout, what)
+            except FileNotFoundError:
+                return None
+            try:
+                lock.acquire()
+            except BaseException:
+                lock.close()
+                raise
+            if not lock.is_stale():
+                return lock
+            lock.release()
+            lock.close()
+
     def delete_topic(self, name: str, *, missing_ok: bool = False) -> None:
         """Delete a topic and its data, and every consumer group's committed offsets for it.
         Crash-safe: the registry entry goes first, then each partition directory is renamed
@@ -724,16 +766,9 @@ class LogStore:
             for p in range(count):
                 self._refuse_link(os.path.join(self.path, partition_dir_name(name, p)))
                 path = os.path.join(self.path, partition_dir_name(name, p), LOCK_FILE)
-                try:
-                    lock = FileLock(path, self._lock_timeout, f"{name}-{p}")
-                except FileNotFoundError:
-                    continue
-                try:
-                    lock.acquire()
-                except BaseException:
-                    lock.close()
-                    raise
-                held.append(lock)
+                lock = self._lock_partition_file(path, f"{name}-{p}")
+                if lock is not None:
+                    held.append(lock)
             with self._store_lock:
                 topics = dict(self._topics())
                 entry = topics.pop(name, None)
@@ -749,12 +784,11 @@ class LogStore:
                         gone = _deleting_name(d)  # a 249-character name stays a legal file name
                         os.replace(d, gone)
                         doomed.append(gone)
+                        # At once, before anything else can fail: a log another handle holds open
+                        # sees its generation move at its next read, finds its directory gone and
+                        # says the topic was deleted.
+                        _tell_readers_moved(gone)
                 fsync_dir(self.path)
-                # After the move: a log another handle holds open sees its generation change at
-                # its next read, finds its directory gone and says the topic was deleted, where it
-                # would otherwise open segment files by name, perhaps of a topic made again.
-                for lock in held:
-                    advance_layout_generation(lock.fd)
                 self._drop_checkpoint_entries(name)
         finally:
             for lock in held:
@@ -794,29 +828,37 @@ class LogStore:
         with self._lock:
             log = self._logs.get(tp)
             if log is None:
-                config = self._effective_config(entry)
                 d = self._partition_dir(topic, partition)
-                rp = self._read_checkpoint(RECOVERY_POINT_CHECKPOINT).get(tp, 0)
-                if tp in self._repairing:
-                    rp = -1  # the recovery on opening cuts at the first damage (the explicit repair)
-                lso = self._read_checkpoint(LOG_START_OFFSET_CHECKPOINT).get(tp, 0)
                 self._evict_idle_logs()
-                try:
-                    log = PartitionLog(
-                        d,
-                        topic,
-                        partition,
-                        config,
-                        recovery_point=rp,
-                        log_start_offset=lso,
-                        clock=self._clock,
-                        on_checkpoint=self._checkpoint,
-                        on_segment_open=self._handles.touch,
-                        lock_timeout=self._lock_timeout,
-                        read_only=self.read_only,
-                    )
-                except OSError as e:  # out of descriptors, say: StorageError names the limit
-                    raise StorageError(f"open partition {topic}-{partition} in", d, e) from e
+                for attempt in range(3):
+                    config = self._effective_config(entry)
+                    rp = self._read_checkpoint(RECOVERY_POINT_CHECKPOINT).get(tp, 0)
+                    if tp in self._repairing:
+                        rp = -1  # the recovery on opening cuts at the first damage (the explicit repair)
+                    lso = self._read_checkpoint(LOG_START_OFFSET_CHECKPOINT).get(tp, 0)
+                    try:
+                        log = PartitionLog(
+                            d,
+                            topic,
+                            partition,
+                            config,
+                            recovery_point=rp,
+                            log_start_offset=lso,
+                            clock=self._clock,
+                            on_checkpoint=self._checkpoint,
+                            on_segment_open=self._handles.touch,
+                            lock_timeout=self._lock_timeout,
+                            read_only=self.read_only,
+                        )
+                        break
+                    except UnknownTopicError:
+                        # Deleted (and perhaps made again) while it opened: it found its lock file
+                        # stale. Open it again if the topic is there (else this raises).
+                        entry = self._topic_entry(topic)
+                        if attempt == 2 or not partition < entry["partitions"]:
+                            raise
+                    except OSError as e:  # out of descriptors, say: StorageError names the limit
+                        raise StorageError(f"open partition {topic}-{partition} in", d, e) from e
                 self._logs[tp] = log
                 if config.flush_ms < LONG_MAX and not self.read_only:
                     self._start_flusher()

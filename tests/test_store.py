@@ -185,3 +185,183 @@ def test_handle_cache_bounds_open_descriptors(tmp_path):
             assert s.read("t", 0, off, max_records=1).values == [b"v%03d" % off * 10]
         assert len(os.listdir("/proc/self/fd")) - fds <= 8 * 3
         assert sum(1 for seg in log.segments if seg.has_handles()) <= 9
+
+
+# --- a topic deleted (and made again) under a log another handle holds open ------------------------
+# Another handle stands for another process: the files are all they share. Whatever the timing,
+# the old log never reads the new topic's records; it says the topic was deleted, and the store
+# hands out a log of the new topic.
+
+_SMALL = {"segment.bytes": 4096, "index.interval.bytes": 256}
+
+
+def _fill(store, tag):
+    for i in range(200):
+        store.append("t", 0, [b"%s-%03d " % (tag, i) * 20])
+
+
+def _remake(store):
+    store.delete_topic("t")
+    store.create_topic("t", 1, _SMALL)
+    _fill(store, b"NEW")
+
+
+def _held_log(path):
+    """A store with topic t of 200 "old" records in 12 segments, and its log of t-0, read often
+    enough that its layout generation is mapped; segment 0 is open, the later ones are not."""
+    s = LogStore(path)
+    s.create_topic("t", 1, _SMALL)
+    _fill(s, b"old")
+    log = s.partition("t", 0)
+    for _ in range(300):
+        log.read_records(0, max_records=1)
+    assert log._shared is not None
+    return s, log
+
+
+def _assert_moved_on(store, log):
+    with pytest.raises(UnknownTopicError, match="deleted since partition t-0 was opened"):
+        log.read_records(150, max_records=1)
+    fresh = store.partition("t", 0)
+    assert fresh is not log
+    assert fresh.read_records(150, max_records=1).values == [b"NEW-150 " * 20]
+
+
+def test_a_delete_tells_held_logs_even_when_it_fails_after_the_move(tmp_path, monkeypatch):
+    # The directory is moved, then fsync of the store directory fails: the held log was told
+    # already (the generation moves right after each move, before anything else can fail).
+    from logstore import store as store_module
+
+    s1, log = _held_log(tmp_path / "s")
+    s2 = LogStore(tmp_path / "s")
+    real = store_module.fsync_dir
+
+    def failing(d):
+        monkeypatch.setattr(store_module, "fsync_dir", real)
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(store_module, "fsync_dir", failing)
+    with pytest.raises(OSError):
+        s2.delete_topic("t")
+    s2.create_topic("t", 1, _SMALL)
+    _fill(s2, b"NEW")
+    _assert_moved_on(s1, log)
+    s1.close(), s2.close()
+
+
+def test_a_delete_while_a_held_log_lists_its_directory(tmp_path):
+    # A roll moves the generation; the held log checks its lock file (still its own), and the
+    # delete and re-make land before it lists the directory: it lists the new topic's segments.
+    # It must notice after listing, and not keep that view.
+    s1, log = _held_log(tmp_path / "s")
+    s2 = LogStore(tmp_path / "s")
+    s2.partition("t", 0).roll()
+    real = log._flock.is_stale
+    fired = []
+
+    def racing():
+        stale = real()
+        if not fired:
+            fired.append(1)
+            _remake(s2)
+        return stale
+
+    log._flock.is_stale = racing
+    for offset in (150, 0, 150):  # and it stays dead: no later read uses the view it listed
+        with pytest.raises(UnknownTopicError, match="deleted since partition t-0 was opened"):
+            log.read_records(offset, max_records=1)
+    _assert_moved_on(s1, log)
+    s1.close(), s2.close()
+
+
+def test_a_delete_between_a_reads_check_and_its_lazy_open(tmp_path):
+    # The generation is unchanged when the read starts; the delete and re-make land before the
+    # read opens a segment file it never opened: the name leads to the new topic's file.
+    s1, log = _held_log(tmp_path / "s")
+    s2 = LogStore(tmp_path / "s")
+    real = log._locate
+    fired = []
+
+    def racing(offset):
+        if not fired:
+            fired.append(1)
+            _remake(s2)
+        return real(offset)
+
+    log._locate = racing
+    _assert_moved_on(s1, log)
+    s1.close(), s2.close()
+
+
+def test_opening_a_partition_while_it_is_deleted_and_made_again(tmp_path, monkeypatch):
+    # The lock file is opened by name, then the delete and re-make land before the flock is
+    # taken: the log would guard (and recover) the new files with the old lock. partition()
+    # opens it again instead, on the new topic.
+    path = tmp_path / "s"
+    with LogStore(path) as s:
+        s.create_topic("t", 1, _SMALL)
+        _fill(s, b"old")
+    s1, s2 = LogStore(path), LogStore(path)
+    real = os.open
+    fired = []
+
+    def racing(p, *a, **k):
+        if str(p).endswith(".logstore.open") and not fired:
+            fired.append(1)
+            _remake(s2)
+        return real(p, *a, **k)
+
+    monkeypatch.setattr(os, "open", racing)
+    log = s1.partition("t", 0)
+    monkeypatch.setattr(os, "open", real)
+    assert fired and not log._flock.is_stale()
+    assert log.read_records(150, max_records=1).values == [b"NEW-150 " * 20]
+    s1.close(), s2.close()
+
+
+def test_a_dead_log_is_not_handed_out_while_its_old_directory_lingers(tmp_path, monkeypatch):
+    # The deleting process died (or failed to remove the files) after the move: the old lock file
+    # still has a link, in the moved directory. The store must still hand out the new topic.
+    from logstore import store as store_module
+
+    s1, log = _held_log(tmp_path / "s")
+    s2 = LogStore(tmp_path / "s")
+    monkeypatch.setattr(store_module, "_remove_tree", lambda d: None)
+    _remake(s2)
+    _assert_moved_on(s1, log)
+    s1.close(), s2.close()
+
+
+def test_a_delete_that_waited_for_a_lock_deletes_what_is_there_now(tmp_path, monkeypatch):
+    # While this delete waits for a partition's flock, another handle deletes the topic and
+    # makes it again. This delete must lock, move and tell the readers of the new directory,
+    # not of the old lock file it opened first.
+    from logstore import store as store_module
+
+    path = tmp_path / "s"
+    with LogStore(path) as s0:
+        s0.create_topic("t", 1, _SMALL)
+        _fill(s0, b"v1")
+    s1, s2, s3 = LogStore(path), LogStore(path), LogStore(path)
+    base = store_module.FileLock
+    held, fired = [], []
+
+    class Racing(base):
+        def acquire(self):
+            if not fired:
+                fired.append(1)
+                _remake(s2)
+                log = s3.partition("t", 0)  # a reader of the made-again topic
+                for _ in range(300):
+                    log.read_records(0, max_records=1)
+                held.append(log)
+            return super().acquire()
+
+    monkeypatch.setattr(store_module, "FileLock", Racing)
+    s1.delete_topic("t")
+    monkeypatch.setattr(store_module, "FileLock", base)
+    s2.create_topic("t", 1, _SMALL)
+    for i in range(200):
+        s2.append("t", 0, [b"NEW-%03d " % i * 20])  # a third topic t, as _assert_moved_on expects
+    _assert_moved_on(s3, held[0])
+    s1.close(), s2.close(), s3.close()

@@ -114,6 +114,16 @@ def advance_layout_generation(lock_fd: int) -> int:
     return gen
 
 
+def _new_shared_maps_lock() -> None:
+    # A child forked while another thread held the lock would wait on it for ever; the maps and
+    # the count are inherited as they are (MAP_SHARED, read-only).
+    global _shared_maps_lock
+    _shared_maps_lock = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_new_shared_maps_lock)
+
+
 def _give_back_shared_map() -> None:
     global _shared_maps
     with _shared_maps_lock:
@@ -273,12 +283,22 @@ class PartitionLog:
                 if not self._segments:
                     base = max(self.log_start_offset, 0)
                     self._segments, self._bases = [self._new_segment(base, active=False)], [base]
+                if self._flock.is_stale():
+                    raise self._deleted_error()  # deleted while it listed: see below
                 return
             with self._flock:
+                if self._flock.is_stale():
+                    # Deleted (perhaps made again) since the lock file was opened by name: this
+                    # flock guards nothing, and recovering files it does not guard could cut a
+                    # live writer's batch. The store opens the partition again. Once the flock is
+                    # held and the file is still the one at its path, no delete can move it.
+                    raise self._deleted_error()
                 alone = self._try_exclusive_open()
                 self._load(recover=alone)
                 fcntl.flock(self._open_fd, fcntl.LOCK_SH)
         except BaseException:
+            for seg in self._segments:
+                seg.release()  # what the load opened before it failed
             self._flock.close()
             os.close(self._open_fd)
             raise
@@ -310,8 +330,19 @@ class PartitionLog:
             index_interval_bytes=self.config.index_interval_bytes,
             max_index_size=self.config.segment_index_bytes,
             active=active,
-            on_open=self._on_segment_open,
+            on_open=self._segment_opened,
         )
+
+    def _segment_opened(self, segment: LogSegment) -> None:
+        """A segment opened a file by name (lazily, or again after the store's descriptor budget
+        closed it). If the topic was deleted and perhaps made again since this log last looked,
+        the name may have led to the new topic's file: checked after the open, so that a file
+        opened before the move is this log's own. Such a log is dead from here on."""
+        if self._flock.is_stale():
+            self._layout_gen = -1
+            raise self._deleted_error()
+        if self._on_segment_open is not None:
+            self._on_segment_open(segment)
 
     def _read_layout_gen(self) -> int:
         shared = self._shared
@@ -854,13 +885,14 @@ class PartitionLog:
 
     def deleted(self) -> bool:
         """True when this partition's topic was deleted (by any handle or process) since the log
-        was opened: its lock file is gone. For a partition read often this is a memory read: a
-        delete advances the layout generation, so while the generation (mapped) is the one this
-        log last loaded, it cannot have been deleted. Else one ``fstat``."""
-        shared = self._shared
-        if shared is not None and int.from_bytes(shared, "big") == self._layout_gen:
+        was opened: its directory was moved away, perhaps made again under the same name. Whoever
+        moves or removes a partition directory first advances its layout generation, so while the
+        generation is the one this log last loaded, it was not deleted: a memory read for a
+        partition read often (the generation is mapped), else one ``pread``. When the generation
+        moved, an ``fstat`` and a ``stat`` of the lock file tell."""
+        if self._read_layout_gen() == self._layout_gen:
             return False
-        return self._flock.is_unlinked()
+        return self._flock.is_stale()
 
     def _deleted_error(self) -> UnknownTopicError:
         return UnknownTopicError(self.topic, store=os.path.dirname(self.directory), deleted_under=self.name)
@@ -879,12 +911,17 @@ class PartitionLog:
                 for _ in range(3):
                     try:
                         self._load(recover=False, locked=False)
-                        return
+                        break
                     except StaleSegmentError:
                         # A writer is part-way through a change (a roll whose index files do not
                         # exist yet, segments being deleted): list again; if it is still going
                         # on, keep what was loaded and look again on the next read.
                         self._layout_gen = -1
+                if self._flock.is_stale():
+                    # Deleted while it listed: what it loaded may be a new topic's. Never read it:
+                    # every later read and deleted() look again, and find the lock file stale.
+                    self._layout_gen = -1
+                    raise self._deleted_error()
                 return
             seg = self._segments[-1]
             size = seg.file_size()
