@@ -663,7 +663,10 @@ class LogStore:
             if topic == name and part.isdigit() and (os.path.isdir(d) or os.path.islink(d)):
                 gone = _deleting_name(d)
                 os.replace(d, gone)
-                _tell_readers_moved(gone)
+                try:
+                    _tell_readers_moved(gone)  # leftovers of a deletion a crash interrupted
+                except OSError:
+                    pass  # the files are being removed anyway; a reader's next open by name fails
                 _remove_tree(gone)  # a planted symbolic link goes; what it points to is not touched
         for p in range(partitions):
             d = os.path.join(self.path, partition_dir_name(name, p))
@@ -760,40 +763,46 @@ class LogStore:
         # Every partition's flock before the store lock (the order every path uses), so that no
         # other process is part-way through an append or a retention pass on a directory that
         # moves: they finish first, and see the topic gone at their next step.
-        held: list[FileLock] = []
-        try:
-            count = self._topics().get(name, {}).get("partitions", 0)
-            for p in range(count):
-                self._refuse_link(os.path.join(self.path, partition_dir_name(name, p)))
-                path = os.path.join(self.path, partition_dir_name(name, p), LOCK_FILE)
-                lock = self._lock_partition_file(path, f"{name}-{p}")
-                if lock is not None:
-                    held.append(lock)
-            with self._store_lock:
-                topics = dict(self._topics())
-                entry = topics.pop(name, None)
-                if entry is None:
-                    if missing_ok:
-                        return
-                    raise UnknownTopicError(name, topics.keys(), self.path)
-                self._write_topics(topics)
-                doomed = []
-                for p in range(entry["partitions"]):
-                    d = os.path.join(self.path, partition_dir_name(name, p))
-                    if os.path.isdir(d):
-                        gone = _deleting_name(d)  # a 249-character name stays a legal file name
-                        os.replace(d, gone)
-                        doomed.append(gone)
-                        # At once, before anything else can fail: a log another handle holds open
-                        # sees its generation move at its next read, finds its directory gone and
-                        # says the topic was deleted.
-                        _tell_readers_moved(gone)
-                fsync_dir(self.path)
-                self._drop_checkpoint_entries(name)
-        finally:
-            for lock in held:
-                lock.release()
-                lock.close()
+        doomed: list[str] = []
+        while True:
+            held: dict[int, FileLock] = {}
+            try:
+                count = self._topics().get(name, {}).get("partitions", 0)
+                for p in range(count):
+                    self._refuse_link(os.path.join(self.path, partition_dir_name(name, p)))
+                    path = os.path.join(self.path, partition_dir_name(name, p), LOCK_FILE)
+                    lock = self._lock_partition_file(path, f"{name}-{p}")
+                    if lock is not None:
+                        held[p] = lock
+                with self._store_lock:
+                    topics = dict(self._topics())
+                    entry = topics.pop(name, None)
+                    if entry is None:
+                        if missing_ok:
+                            return
+                        raise UnknownTopicError(name, topics.keys(), self.path)
+                    if entry["partitions"] != count:
+                        continue  # made again with other partitions meanwhile: lock those
+                    self._write_topics(topics)
+                    for p in range(count):
+                        d = os.path.join(self.path, partition_dir_name(name, p))
+                        if os.path.isdir(d):
+                            gone = _deleting_name(d)  # a 249-character name stays a legal file name
+                            os.replace(d, gone)
+                            doomed.append(gone)
+                            if p in held:
+                                # At once, before anything else can fail: a log another handle
+                                # holds open sees its generation move at its next read, finds its
+                                # directory gone and says the topic was deleted. (Without a lock
+                                # file no log was ever opened on it.)
+                                advance_layout_generation(held[p].fd)
+                    fsync_dir(self.path)
+                    self._drop_checkpoint_entries(name)
+                    break
+            finally:
+                for lock in held.values():
+                    lock.release()
+                    lock.close()
         for d in doomed:
             _remove_tree(d)
         # Consumer groups forget their offsets for it, as Kafka's coordinator does. (The groups

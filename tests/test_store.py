@@ -293,6 +293,34 @@ def test_a_delete_between_a_reads_check_and_its_lazy_open(tmp_path):
     s1.close(), s2.close()
 
 
+def test_a_second_reader_does_not_use_a_file_the_first_one_refused(tmp_path):
+    # Two threads read one log; both located a segment neither had opened before the delete and
+    # re-make. The first to open its files finds them the new topic's and raises; the segment must
+    # not keep them for the second, which opens (and checks) again.
+    s1, log = _held_log(tmp_path / "s")
+    s2 = LogStore(tmp_path / "s")
+    real = log._locate
+    refused = []
+
+    def racing(offset):
+        segments, i = real(offset)
+        if not refused:
+            seg = segments[i]
+            seg.release()  # as the store's descriptor budget may: every file is opened by name again
+            _remake(s2)
+            for get in (seg.fd, lambda: seg.index, lambda: seg.time_index):  # the other thread
+                with pytest.raises(UnknownTopicError):
+                    get()
+                refused.append(get)
+            assert not seg.has_handles()
+        return segments, i
+
+    log._locate = racing
+    _assert_moved_on(s1, log)
+    assert len(refused) == 3
+    s1.close(), s2.close()
+
+
 def test_opening_a_partition_while_it_is_deleted_and_made_again(tmp_path, monkeypatch):
     # The lock file is opened by name, then the delete and re-make land before the flock is
     # taken: the log would guard (and recover) the new files with the old lock. partition()

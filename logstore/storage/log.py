@@ -291,7 +291,7 @@ class PartitionLog:
                     # Deleted (perhaps made again) since the lock file was opened by name: this
                     # flock guards nothing, and recovering files it does not guard could cut a
                     # live writer's batch. The store opens the partition again. Once the flock is
-                    # held and the file is still the one at its path, no delete can move it.
+                    # held and the file is still the one at its path, no delete_topic can move it.
                     raise self._deleted_error()
                 alone = self._try_exclusive_open()
                 self._load(recover=alone)
@@ -330,19 +330,19 @@ class PartitionLog:
             index_interval_bytes=self.config.index_interval_bytes,
             max_index_size=self.config.segment_index_bytes,
             active=active,
-            on_open=self._segment_opened,
+            on_open=self._on_segment_open,
+            verify_open=self._verify_segment_open,
         )
 
-    def _segment_opened(self, segment: LogSegment) -> None:
+    def _verify_segment_open(self) -> None:
         """A segment opened a file by name (lazily, or again after the store's descriptor budget
-        closed it). If the topic was deleted and perhaps made again since this log last looked,
-        the name may have led to the new topic's file: checked after the open, so that a file
-        opened before the move is this log's own. Such a log is dead from here on."""
+        closed it), not yet kept. If the topic was deleted and perhaps made again since this log
+        last looked, the name may have led to the new topic's file: checked after the open, so
+        that a file opened before the move is this log's own. Such a log is dead from here on:
+        the file is not kept, and every later read and deleted() look again."""
         if self._flock.is_stale():
             self._layout_gen = -1
             raise self._deleted_error()
-        if self._on_segment_open is not None:
-            self._on_segment_open(segment)
 
     def _read_layout_gen(self) -> int:
         shared = self._shared
@@ -889,7 +889,9 @@ class PartitionLog:
         moves or removes a partition directory first advances its layout generation, so while the
         generation is the one this log last loaded, it was not deleted: a memory read for a
         partition read often (the generation is mapped), else one ``pread``. When the generation
-        moved, an ``fstat`` and a ``stat`` of the lock file tell."""
+        moved, an ``fstat`` and a ``stat`` of the lock file tell. (A deleter that dies between
+        the move and the advance leaves it to the next writable open of the store; meanwhile this
+        log serves only files it already had open: every open by name is checked.)"""
         if self._read_layout_gen() == self._layout_gen:
             return False
         return self._flock.is_stale()

@@ -126,7 +126,12 @@ class LogSegment:
         max_index_size: int,
         active: bool,
         on_open: Callable[[LogSegment], None] | None = None,
+        verify_open: Callable[[], None] | None = None,
     ) -> None:
+        """``on_open(segment)`` runs after a file of the segment was opened and kept;
+        ``verify_open()`` runs after a file was opened by name and before it is kept: when it
+        raises, the file is closed and nothing is kept (the partition's directory was moved away
+        and the name may have led to another topic's file)."""
         self.directory = directory
         self.base_offset = base_offset
         self.log_path = os.path.join(directory, segment_name(base_offset, LOG_SUFFIX))
@@ -136,6 +141,7 @@ class LogSegment:
         self.max_index_size = max_index_size
         self.active = active
         self._on_open = on_open
+        self._verify_open = verify_open
         self._handle_lock = threading.RLock()
         self._fd = -1
         self._index: OffsetIndex | None = None
@@ -159,22 +165,36 @@ class LogSegment:
         if self._fd < 0:
             flags = (os.O_RDWR if self.active else os.O_RDONLY) | os.O_NOFOLLOW | os.O_CLOEXEC
             try:
-                self._fd = ops.open(self.log_path, flags)
+                fd = ops.open(self.log_path, flags)
             except FileNotFoundError:
                 raise StaleSegmentError(self.log_path) from None
             except OSError as e:
                 raise StorageError("open", self.log_path, e) from e
+            if self._verify_open is not None:
+                try:
+                    self._verify_open()
+                except BaseException:
+                    os.close(fd)
+                    raise
+            self._fd = fd
             if self._on_open:
                 self._on_open(self)
         return self._fd
 
     def _open_index(self, cls: type, path: str, create: bool = False) -> Any:
         try:
-            return cls(path, self.base_offset, self.max_index_size, active=self.active, create=create)
+            index = cls(path, self.base_offset, self.max_index_size, active=self.active, create=create)
         except FileNotFoundError:
             raise StaleSegmentError(path) from None
         except OSError as e:  # out of descriptors, say
             raise StorageError("open", path, e) from e
+        if self._verify_open is not None and not create:
+            try:
+                self._verify_open()
+            except BaseException:
+                index.close()
+                raise
+        return index
 
     @property
     def index(self) -> OffsetIndex:
