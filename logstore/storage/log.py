@@ -114,6 +114,15 @@ def advance_layout_generation(lock_fd: int) -> int:
     return gen
 
 
+def _weak_hook(ref: weakref.ref[PartitionLog]) -> Callable[[], None]:
+    def verify_open() -> None:
+        log = ref()
+        if log is not None:
+            log._verify_segment_open()
+
+    return verify_open
+
+
 def _new_shared_maps_lock() -> None:
     # A child forked while another thread held the lock would wait on it for ever; the maps and
     # the count are inherited as they are (MAP_SHARED, read-only).
@@ -245,6 +254,10 @@ class PartitionLog:
         self._clock = clock
         self._on_checkpoint = on_checkpoint
         self._on_segment_open = on_segment_open
+        # Segments hold this hook, not a bound method: a reference from each segment back to the
+        # log would keep the store from seeing that nobody else holds it (it closes such logs to
+        # stay under RLIMIT_NOFILE).
+        self._verify_hook = _weak_hook(weakref.ref(self))
         self._lock = threading.RLock()
         self._closed = False
         self._segments: list[LogSegment] = []
@@ -331,7 +344,7 @@ class PartitionLog:
             max_index_size=self.config.segment_index_bytes,
             active=active,
             on_open=self._on_segment_open,
-            verify_open=self._verify_segment_open,
+            verify_open=self._verify_hook,
         )
 
     def _verify_segment_open(self) -> None:
