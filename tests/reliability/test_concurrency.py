@@ -1028,21 +1028,35 @@ def test_s29_retention_in_another_process_deletes_the_segment_being_read(tmp_pat
     assert not anomalies, anomalies[:5]
 
 
-def child_retention_loop(store_path, seconds):
-    """Apply retention (retention.bytes) over and over for ``seconds``; prints the passes."""
+def child_retention_loop(store_path, started, stop):
+    """Apply retention (retention.bytes) over and over until the file ``stop`` exists (two
+    minutes at most), creating the file ``started`` at its first deletion; prints the passes."""
     passes = deleted = 0
-    deadline = time.monotonic() + float(seconds)
+    deadline = time.monotonic() + 120
     with LogStore(store_path) as store:
-        while time.monotonic() < deadline:
-            deleted += sum(r.segments_deleted for r in store.apply_retention("t"))
+        while time.monotonic() < deadline and not os.path.exists(stop):
+            cut = sum(r.segments_deleted for r in store.apply_retention("t"))
+            if cut and not deleted:
+                open(started, "w").close()
+            deleted += cut
             passes += 1
             time.sleep(0.005)
     print(json.dumps({"passes": passes, "deleted": deleted}))
 
 
-def child_chase(store_path, out_path, seconds):
-    """Read t-0 from its start over and over while retention deletes segments under the reads;
-    an OffsetOutOfRangeError moves on to the start it names. ``offset digest`` lines to out_path."""
+def _wait_for_file(path, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{path} did not appear within {timeout} s")
+        time.sleep(0.01)
+
+
+def child_chase(store_path, out_path, seconds, started):
+    """Once retention has begun cutting (the file ``started`` exists), read t-0 from its start
+    over and over for ``seconds`` while retention deletes segments under the reads; an
+    OffsetOutOfRangeError moves on to the start it names. ``offset digest`` lines to out_path."""
+    _wait_for_file(started)
     deadline = time.monotonic() + float(seconds)
     resets = reads = 0
     with LogStore(store_path) as store, open(out_path, "w") as out:
@@ -1088,11 +1102,16 @@ def test_s29_readers_chase_a_retention_job_while_a_writer_appends(tmp_path, camp
             stderr=subprocess.PIPE,
             text=True,
         )
-    readers = [spawn("chase", path, tmp_path / f"chase{i}", seconds, stdin=False) for i in range(2)]
-    job = spawn("retention-loop", path, seconds, stdin=False)
+    # The readers start once retention is cutting and retention goes on until they are done, so
+    # that the two overlap however slowly each process starts on a loaded machine.
+    started, stop = tmp_path / "retention-started", tmp_path / "retention-stop"
+    readers = [spawn("chase", path, tmp_path / f"chase{i}", seconds, started, stdin=False) for i in range(2)]
+    job = spawn("retention-loop", path, started, stop, stdin=False)
     try:
         results = []
         for r in [*readers, job]:
+            if r is job:
+                stop.touch()
             code, out, err = finish(r, timeout=WAIT)
             assert_clean_exit(code, err, "reader or retention job")
             results.append(json.loads(out.strip().splitlines()[-1]))
