@@ -397,8 +397,7 @@ def run_header(title: str, mode: str | None, info: dict[str, Any], root: str, *e
 def shown_path(path: str) -> str:
     """``path`` as the results record it: relative to the repository when inside it, else just
     the file's name (no path of this machine goes into a results file)."""
-    if not os.path.isabs(path):
-        path = os.path.abspath(path)
+    path = os.path.abspath(path)
     return os.path.relpath(path, REPO) if path.startswith(REPO + os.sep) else os.path.basename(path)
 
 

@@ -117,18 +117,20 @@ def _deleting_name(d: str) -> str:
 
 
 def _tell_readers_moved(directory: str) -> None:
-    """Advance the layout generation of a partition directory that was just moved away (to be
-    removed), so that a log another handle or process holds open on it finds out at its next read
-    and does not go on to open files by name where a topic made again may put new ones. Raises
-    OSError when the lock file is there but cannot be written."""
+    """Advance the layout generation of a partition directory left over from a deletion a crash
+    interrupted (moved away, about to be removed), in case the crash came before the deletion told
+    the logs other handles or processes hold open on it. Best effort: a lock file that is missing,
+    a link or unwritable is passed over (such a log's next open by name is checked anyway)."""
     if os.path.islink(directory):
         return
     try:
         fd = os.open(os.path.join(directory, LOCK_FILE), os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except (FileNotFoundError, NotADirectoryError):
-        return  # no log was ever opened on it
+    except OSError:
+        return
     try:
         advance_layout_generation(fd)
+    except OSError:
+        pass
     finally:
         os.close(fd)
 
@@ -475,10 +477,7 @@ class LogStore:
             return
         for name in names:
             d = os.path.join(self.path, name)
-            try:
-                _tell_readers_moved(d)  # the crash may have come before the deletion told them
-            except OSError:
-                pass  # the files are being removed anyway; a reader's next open by name fails
+            _tell_readers_moved(d)
             _remove_tree(d)
 
     def _check_open(self) -> None:
@@ -663,10 +662,7 @@ class LogStore:
             if topic == name and part.isdigit() and (os.path.isdir(d) or os.path.islink(d)):
                 gone = _deleting_name(d)
                 os.replace(d, gone)
-                try:
-                    _tell_readers_moved(gone)  # leftovers of a deletion a crash interrupted
-                except OSError:
-                    pass  # the files are being removed anyway; a reader's next open by name fails
+                _tell_readers_moved(gone)
                 _remove_tree(gone)  # a planted symbolic link goes; what it points to is not touched
         for p in range(partitions):
             d = os.path.join(self.path, partition_dir_name(name, p))

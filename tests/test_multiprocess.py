@@ -12,6 +12,8 @@ import time
 import pytest
 
 from logstore import LogStore
+from logstore.errors import UnknownTopicError
+from logstore.storage import log as log_module
 
 PROCS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "procs.py")
 
@@ -173,8 +175,6 @@ def test_a_reader_sees_another_handle_rewrite_the_log(small_store, monkeypatch, 
     # A partition read often checks the layout generation through a map of the lock file instead
     # of a pread each time. Either way, a truncation and rewrite by another handle (another
     # process, as far as the files go) is seen on the next read: never the old bytes.
-    from logstore.storage import log as log_module
-
     def v(kind, i):
         return b"%s-%d " % (kind, i) * 30  # 30 records fill a few 4 KiB segments
 
@@ -205,8 +205,6 @@ def test_lock_file_maps_are_bounded_and_given_back(tmp_path):
     # when a log is dropped without close.
     import gc
 
-    from logstore.storage import log as log_module
-
     before = log_module._shared_maps
     with LogStore(tmp_path / "s") as s:
         s.create_topic("t", 12)
@@ -236,9 +234,6 @@ def test_a_log_held_open_across_a_delete_and_remake_says_the_topic_was_deleted(s
     # records. A log this process still holds must not read the new topic's segment files by
     # name under its old view (a mix of two topics): its next read says the topic was deleted.
     # The store hands out a new log, which reads the new topic.
-    from logstore.errors import UnknownTopicError
-    from logstore.storage import log as log_module
-
     if not mapped:
         monkeypatch.setattr(log_module, "_SHARED_MAPS", 0)
     with LogStore(small_store) as s:

@@ -219,6 +219,26 @@ def _held_log(path):
     return s, log
 
 
+def _on_first_call(real, action, *, after=False):
+    """``real`` wrapped so that its first call also runs ``action()``: before the call, or with
+    ``after`` once it returned, as ``action(result)``. Stands for another handle acting between
+    two steps of a read."""
+    fired = []
+
+    def wrapper(*args, **kwargs):
+        if fired:
+            return real(*args, **kwargs)
+        fired.append(1)
+        if not after:
+            action()
+            return real(*args, **kwargs)
+        result = real(*args, **kwargs)
+        action(result)
+        return result
+
+    return wrapper
+
+
 def _assert_moved_on(store, log):
     with pytest.raises(UnknownTopicError, match="deleted since partition t-0 was opened"):
         log.read_records(150, max_records=1)
@@ -256,17 +276,7 @@ def test_a_delete_while_a_held_log_lists_its_directory(tmp_path):
     s1, log = _held_log(tmp_path / "s")
     s2 = LogStore(tmp_path / "s")
     s2.partition("t", 0).roll()
-    real = log._flock.is_stale
-    fired = []
-
-    def racing():
-        stale = real()
-        if not fired:
-            fired.append(1)
-            _remake(s2)
-        return stale
-
-    log._flock.is_stale = racing
+    log._flock.is_stale = _on_first_call(log._flock.is_stale, lambda _: _remake(s2), after=True)
     for offset in (150, 0, 150):  # and it stays dead: no later read uses the view it listed
         with pytest.raises(UnknownTopicError, match="deleted since partition t-0 was opened"):
             log.read_records(offset, max_records=1)
@@ -279,16 +289,7 @@ def test_a_delete_between_a_reads_check_and_its_lazy_open(tmp_path):
     # read opens a segment file it never opened: the name leads to the new topic's file.
     s1, log = _held_log(tmp_path / "s")
     s2 = LogStore(tmp_path / "s")
-    real = log._locate
-    fired = []
-
-    def racing(offset):
-        if not fired:
-            fired.append(1)
-            _remake(s2)
-        return real(offset)
-
-    log._locate = racing
+    log._locate = _on_first_call(log._locate, lambda: _remake(s2))
     _assert_moved_on(s1, log)
     s1.close(), s2.close()
 
@@ -299,23 +300,20 @@ def test_a_second_reader_does_not_use_a_file_the_first_one_refused(tmp_path):
     # not keep them for the second, which opens (and checks) again.
     s1, log = _held_log(tmp_path / "s")
     s2 = LogStore(tmp_path / "s")
-    real = log._locate
     refused = []
 
-    def racing(offset):
-        segments, i = real(offset)
-        if not refused:
-            seg = segments[i]
-            seg.release()  # as the store's descriptor budget may: every file is opened by name again
-            _remake(s2)
-            for get in (seg.fd, lambda: seg.index, lambda: seg.time_index):  # the other thread
-                with pytest.raises(UnknownTopicError):
-                    get()
-                refused.append(get)
-            assert not seg.has_handles()
-        return segments, i
+    def other_thread(located):
+        segments, i = located
+        seg = segments[i]
+        seg.release()  # as the store's descriptor budget may: every file is opened by name again
+        _remake(s2)
+        for get in (seg.fd, lambda: seg.index, lambda: seg.time_index):
+            with pytest.raises(UnknownTopicError):
+                get()
+            refused.append(get)
+        assert not seg.has_handles()
 
-    log._locate = racing
+    log._locate = _on_first_call(log._locate, other_thread, after=True)
     _assert_moved_on(s1, log)
     assert len(refused) == 3
     s1.close(), s2.close()

@@ -899,8 +899,8 @@ class PartitionLog:
     def deleted(self) -> bool:
         """True when this partition's topic was deleted (by any handle or process) since the log
         was opened: its directory was moved away, perhaps made again under the same name. Whoever
-        moves or removes a partition directory first advances its layout generation, so while the
-        generation is the one this log last loaded, it was not deleted: a memory read for a
+        moves a partition directory away advances its layout generation right after the move, so
+        while the generation is the one this log last loaded, it was not deleted: a memory read for a
         partition read often (the generation is mapped), else one ``pread``. When the generation
         moved, an ``fstat`` and a ``stat`` of the lock file tell. (A deleter that dies between
         the move and the advance leaves it to the next writable open of the store; meanwhile this

@@ -21,6 +21,7 @@ import struct
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -170,12 +171,7 @@ class LogSegment:
                 raise StaleSegmentError(self.log_path) from None
             except OSError as e:
                 raise StorageError("open", self.log_path, e) from e
-            if self._verify_open is not None:
-                try:
-                    self._verify_open()
-                except BaseException:
-                    os.close(fd)
-                    raise
+            self._verify_or_close(partial(os.close, fd))
             self._fd = fd
             if self._on_open:
                 self._on_open(self)
@@ -188,13 +184,18 @@ class LogSegment:
             raise StaleSegmentError(path) from None
         except OSError as e:  # out of descriptors, say
             raise StorageError("open", path, e) from e
-        if self._verify_open is not None and not create:
+        if not create:
+            self._verify_or_close(index.close)
+        return index
+
+    def _verify_or_close(self, close: Callable[[], None]) -> None:
+        """Run ``verify_open`` on a file just opened by name; if it raises, ``close`` the file."""
+        if self._verify_open is not None:
             try:
                 self._verify_open()
             except BaseException:
-                index.close()
+                close()
                 raise
-        return index
 
     @property
     def index(self) -> OffsetIndex:

@@ -1044,19 +1044,11 @@ def child_retention_loop(store_path, started, stop):
     print(json.dumps({"passes": passes, "deleted": deleted}))
 
 
-def _wait_for_file(path, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while not os.path.exists(path):
-        if time.monotonic() > deadline:
-            raise SystemExit(f"{path} did not appear within {timeout} s")
-        time.sleep(0.01)
-
-
 def child_chase(store_path, out_path, seconds, started):
     """Once retention has begun cutting (the file ``started`` exists), read t-0 from its start
     over and over for ``seconds`` while retention deletes segments under the reads; an
     OffsetOutOfRangeError moves on to the start it names. ``offset digest`` lines to out_path."""
-    _wait_for_file(started)
+    wait_for("retention's first cut", lambda: os.path.exists(started), timeout=60)
     deadline = time.monotonic() + float(seconds)
     resets = reads = 0
     with LogStore(store_path) as store, open(out_path, "w") as out:
